@@ -1,0 +1,63 @@
+# cattle.aws — two entry points for people: `make demo` and `make test`.
+# Everything else here is a building block of those two.
+
+PYTHON ?= python3
+VENV ?= .venv
+STATE_DIR ?= .local-aws
+BIN := $(VENV)/bin
+COLLECTIONS := build/collections
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
+# Keep ansible quiet about things that are not ours to fix in a demo or a test run.
+export ANSIBLE_LOCALHOST_WARNING := False
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := False
+export ANSIBLE_NOCOLOR := $(if $(CI),1,)
+
+.PHONY: demo test venv packer collection endpoint-start endpoint-stop unit integration sanity lint changelog-lint clean
+
+## demo: a blue/green release against the embedded local AWS endpoint (moto server on 127.0.0.1)
+demo: venv packer collection
+	@PYTHON_BIN=$(BIN)/python STATE_DIR=$(STATE_DIR) bash tools/demo.sh
+
+## test: every test there is — unit, integration (local endpoint), sanity, lint, changelog
+test: venv packer collection
+	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory sanity lint changelog-lint
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+## packer: Debian's packer, when it is missing and apt-get can install it (root or sudo)
+packer:
+	@bash tools/install_packer.sh
+
+collection: venv
+	@$(BIN)/python tools/sync_collection.py $(COLLECTIONS)
+
+endpoint-start: venv
+	@$(BIN)/python tools/local_aws.py start --state-dir $(STATE_DIR)
+
+endpoint-stop:
+	@$(BIN)/python tools/local_aws.py stop --state-dir $(STATE_DIR) 2>/dev/null || true
+
+unit: venv collection
+	$(BIN)/python -m pytest tests/unit
+
+integration: venv collection
+	$(BIN)/python -m pytest tests/integration
+
+sanity: venv
+	$(BIN)/python tools/sanity.py
+
+lint: venv
+	$(BIN)/python tools/lint.py
+
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
+
+clean: endpoint-stop
+	rm -rf build tests/output .pytest_cache .hypothesis
