@@ -22,10 +22,10 @@ ansible-playbook cattle.aws.sandbox -e "sandbox_stack_file=$PWD/$DEMO_DIR/stack.
 echo "Stack file: $DEMO_DIR/stack.yml"
 cat "$DEMO_DIR/stack.yml"
 
-step "The stack's fleets as cattle.aws.fleet_info sees them"
-ansible-playbook tools/demo_fleet_info.yml -e "@$DEMO_DIR/stack.yml"
+step "Two versions of the stack, provisioned side by side with cattle.aws.immutable_fleet"
+ansible-playbook tools/demo.yml -e "demo_stack_file=$PWD/$DEMO_DIR/stack.yml"
 
 step "Not built yet"
-echo "The release playbook (bake with Packer, provision, health gate, shift, gc) is not part of"
-echo "this version yet; the demo stops after what the collection can do today."
+echo "The release playbook (bake with Packer, health gate, traffic shift, gc, report) is not part"
+echo "of this version yet; the demo stops after what the collection can do today."
 echo "The local endpoint keeps running for you to explore: 'make endpoint-stop' stops it."

@@ -76,9 +76,9 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "live {{ shop.live_version }}, rollback target {{ shop.previous_version }}"
 
-- name: Against a local endpoint, through the amazon.aws group defaults
+- name: Against a local endpoint, through the group defaults (cattle.aws.aws extends amazon.aws.aws)
   module_defaults:
-    group/amazon.aws.aws:
+    group/cattle.aws.aws:
       region: us-east-1
       endpoint_url: http://127.0.0.1:5000
   cattle.aws.fleet_info:
