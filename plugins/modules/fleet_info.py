@@ -21,12 +21,22 @@ description:
   - For each target group of the stack, reports which listener default actions and listener
     rules forward to it and with which weight, and derives the live, serving and previous
     versions.
+  - Counts each fleet's instances (total and InService from the auto scaling group; healthy,
+    unhealthy, initial, unused, draining and unavailable from the target group's target health,
+    see O(health)).
+  - Reports drift (see O(drift)) - instances of a fleet running another AMI or launched from
+    another launch template or launch template version than the fleet's; fleets whose launch
+    template has more than one version (it was edited); running or pending instances tagged for
+    the stack that are in none of its auto scaling groups.
+  - API calls grow with the stack (its versions, load balancers and instances), never with the
+    account - every list call is filtered server-side by the ownership tags.
   - Read-only; makes no change in AWS.
   - Needs the IAM permissions C(ec2:DescribeImages), C(ec2:DescribeLaunchTemplates),
     C(ec2:DescribeLaunchTemplateVersions), C(autoscaling:DescribeAutoScalingGroups),
     C(tag:GetResources), C(elasticloadbalancing:DescribeTags),
     C(elasticloadbalancing:DescribeTargetGroups), C(elasticloadbalancing:DescribeListeners)
-    and C(elasticloadbalancing:DescribeRules).
+    and C(elasticloadbalancing:DescribeRules); with O(health) also
+    C(elasticloadbalancing:DescribeTargetHealth); with O(drift) also C(ec2:DescribeInstances).
 author:
   - cattle.aws developers (@cattle-aws)
 options:
@@ -49,6 +59,26 @@ options:
       - By default, the listener default action or rule forwarding to the most target groups of
         the stack.
     type: str
+  health:
+    description:
+      - Read the target health of each fleet's target group (one C(DescribeTargetHealth) call per
+        target group) and return RV(fleets[].target_health) and the target health counts of
+        RV(fleets[].instance_counts).
+      - AWS reports the targets of a target group no listener forwards to as V(unused) (no health
+        checks run), new targets as V(initial) and deregistering ones as V(draining); they are
+        counted apart, never as healthy or unhealthy.
+      - When V(false), those counts are V(null).
+    type: bool
+    default: true
+  drift:
+    description:
+      - Look for drift and return RV(drift) and RV(fleets[].drift).
+      - Costs one C(DescribeInstances) call (per page) for the instances tagged for the stack, one
+        more for the instances of the stack's auto scaling groups that call did not return (for
+        example instances attached without the stack's tags), and one
+        C(DescribeLaunchTemplateVersions) call per launch template with more than one version.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -83,6 +113,33 @@ EXAMPLES = r"""
       endpoint_url: http://127.0.0.1:5000
   cattle.aws.fleet_info:
     app: shop
+
+- name: Fail when the stack drifted from its immutable fleets
+  cattle.aws.fleet_info:
+    app: shop
+    environment: prod
+  register: shop
+  failed_when: shop.drift.detected
+
+- name: Fleets and weights only, without target health and drift (fewer API calls)
+  cattle.aws.fleet_info:
+    app: shop
+    environment: prod
+    health: false
+    drift: false
+  register: shop
+
+- name: Wait until every instance of the live version is healthy in its target group
+  cattle.aws.fleet_info:
+    app: shop
+    environment: prod
+    drift: false
+  register: shop
+  until: >-
+    (shop.fleets | selectattr('live') | map(attribute='instance_counts') | first).healthy
+    == (shop.fleets | selectattr('live') | map(attribute='instance_counts') | first).total
+  retries: 30
+  delay: 10
 """
 
 RETURN = r"""
@@ -151,17 +208,142 @@ fleets:
       description: >-
         The auto scaling group: name, arn, min_size, max_size, desired_capacity, created_at,
         launch_template, target_group_arns, suspended_processes, instances (instance_id,
-        lifecycle_state, health_status, availability_zone, instance_type, launch_template_id,
-        launch_template_version, protected_from_scale_in) and instance_counts (total,
-        in_service, healthy, unhealthy).
+        lifecycle_state, health_status (the ASG's view), availability_zone, instance_type,
+        launch_template_id, launch_template_version, protected_from_scale_in, plus target_health
+        (the target state in the fleet's target group, V(null) when not registered) with
+        O(health) and image_id with O(drift)) and instance_counts (total, in_service, and
+        healthy/unhealthy by the ASG's health status; see RV(fleets[].instance_counts) for the
+        load balancer's view).
       type: dict
-    traffic:
+    instance_counts:
       description: >-
-        The listener default actions and rules forwarding to this version's target group, with
-        type (V(listener) or V(rule)), listener_arn, rule_arn, load_balancer_arn, priority,
-        point_arn, weight, total_weight (of that action) and percent.
+        The fleet's instances - RV(fleets[].instance_counts.total) and
+        RV(fleets[].instance_counts.in_service) from the auto scaling group, the other counts from
+        the target health of the fleet's target group (V(null) when O(health=false); V(0) for a
+        fleet without target group). A target in no listener's forward is V(unused), not healthy.
+      type: dict
+      contains:
+        total:
+          description: Instances in the auto scaling group, in any lifecycle state.
+          type: int
+        in_service:
+          description: Instances in lifecycle state InService.
+          type: int
+        registered:
+          description: Targets registered in the target group.
+          type: int
+        healthy:
+          description: Targets in state V(healthy).
+          type: int
+        unhealthy:
+          description: Targets in state V(unhealthy).
+          type: int
+        initial:
+          description: Targets in state V(initial) (registration or first health checks in progress).
+          type: int
+        unused:
+          description: Targets in state V(unused) (no listener forwards to the target group, or the target is stopped).
+          type: int
+        draining:
+          description: Targets in state V(draining) (deregistration in progress).
+          type: int
+        unhealthy_draining:
+          description: Targets in state V(unhealthy.draining).
+          type: int
+        unavailable:
+          description: Targets in state V(unavailable) (health checks disabled).
+          type: int
+      sample: {"total": 2, "in_service": 2, "registered": 2, "healthy": 2, "unhealthy": 0, "initial": 0,
+               "unused": 0, "draining": 0, "unhealthy_draining": 0, "unavailable": 0}
+    target_health:
+      description: The targets of the fleet's target group as DescribeTargetHealth reports them.
+      returned: when O(health=true)
       type: list
       elements: dict
+      contains:
+        target_id:
+          description: The instance ID.
+          type: str
+        port:
+          description: The port the target receives traffic on.
+          type: int
+        availability_zone:
+          description: The Availability Zone, when AWS reports one.
+          type: str
+        state:
+          description: V(initial), V(healthy), V(unhealthy), V(unhealthy.draining), V(unused), V(draining) or V(unavailable).
+          type: str
+        reason:
+          description: The AWS reason code, for example V(Target.NotInUse) or V(Target.FailedHealthChecks).
+          type: str
+        description:
+          description: The AWS description of the reason.
+          type: str
+      sample: [{"target_id": "i-0123456789abcdef0", "port": 8080, "availability_zone": "us-east-1a",
+                "state": "healthy", "reason": null, "description": null}]
+    drift:
+      description: How this fleet differs from what it was built as.
+      returned: when O(drift=true)
+      type: dict
+      contains:
+        detected:
+          description: Whether RV(fleets[].drift.instances) or RV(fleets[].drift.launch_template) is set.
+          type: bool
+        instances:
+          description: >-
+            The fleet's instances running another AMI or launched from another launch template or
+            version than the fleet's, each with instance_id, reasons (a list of V(ami),
+            V(launch_template), V(launch_template_version)), image_id, expected_image_id,
+            launch_template_id, expected_launch_template_id, launch_template_version and
+            expected_launch_template_version.
+          type: list
+          elements: dict
+        launch_template:
+          description: >-
+            V(null), or the fleet's launch template when it has more than one version (it was
+            edited) - id, name, latest_version, default_version, expected_version (the one the
+            auto scaling group uses) and versions (version_number, default, image_id,
+            instance_type, created_at, created_by).
+          type: dict
+    traffic:
+      description: >-
+        The traffic weight of this version per listener or rule - one entry per listener default
+        action or listener rule that forwards to this version's target group.
+      type: list
+      elements: dict
+      contains:
+        type:
+          description: V(listener) for a listener default action, V(rule) for a listener rule.
+          type: str
+        listener_arn:
+          description: The listener.
+          type: str
+        rule_arn:
+          description: The rule, V(null) for a listener default action.
+          type: str
+        load_balancer_arn:
+          description: The load balancer.
+          type: str
+        priority:
+          description: The rule priority, V(default) for a listener default action.
+          type: str
+        point_arn:
+          description: The ARN of the listener (default action) or rule.
+          type: str
+        weight:
+          description: The weight of this version's target group in that forward action (0-999).
+          type: int
+        total_weight:
+          description: The sum of the weights of every target group of that forward action.
+          type: int
+        percent:
+          description: The share of that listener's or rule's traffic (0-100) this version gets.
+          type: float
+      sample: [{"type": "listener", "listener_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/0123456789abcdef/0123456789abcdef",
+                "rule_arn": null, "load_balancer_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/0123456789abcdef",
+                "priority": "default",
+                "point_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/0123456789abcdef/0123456789abcdef",
+                "weight": 100, "total_weight": 100, "percent": 100.0}]
     weight:
       description: The highest weight the target group has on any listener or rule.
       type: int
@@ -213,13 +395,52 @@ conflicts:
   returned: always
   type: list
   elements: str
+drift:
+  description: The stack's drift, all fleets together.
+  returned: when O(drift=true)
+  type: dict
+  contains:
+    detected:
+      description: Whether any drift was found.
+      type: bool
+    instances:
+      description: >-
+        Every RV(fleets[].drift.instances) entry, with the fleet's version added.
+      type: list
+      elements: dict
+    launch_templates:
+      description: >-
+        Every edited launch template (RV(fleets[].drift.launch_template)), with the fleet's version
+        added.
+      type: list
+      elements: dict
+    stray_instances:
+      description: >-
+        Running or pending instances tagged for the stack (C(cattle:app) and
+        C(cattle:environment), with or without C(cattle:managed-by)) that are in none of the
+        stack's auto scaling groups - instance_id, state, image_id, instance_type, launch_time,
+        version (its C(cattle:version) tag), managed (tagged C(cattle:managed-by=cattle.aws)),
+        auto_scaling_group (the group it belongs to, if any), launch_template_id,
+        launch_template_version and name.
+      type: list
+      elements: dict
+    messages:
+      description: One human-readable line per drift found.
+      type: list
+      elements: str
+  sample: {"detected": true, "instances": [], "launch_templates": [],
+           "stray_instances": [{"instance_id": "i-0123456789abcdef0", "state": "running", "image_id": "ami-0123456789abcdef0",
+                                "instance_type": "t3.micro", "launch_time": "2024-05-01T12:00:00Z", "version": "1.4.1",
+                                "managed": false, "auto_scaling_group": null, "launch_template_id": null,
+                                "launch_template_version": null, "name": "debug"}],
+           "messages": ["instance i-0123456789abcdef0 is tagged for the stack (version 1.4.1) but is in none of its auto scaling groups"]}
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.discovery import discover_stack
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.info_api import describe_fleets
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 
 
@@ -228,6 +449,8 @@ def main():
         app=dict(type="str", required=True),
         environment=dict(type="str"),
         traffic_point=dict(type="str"),
+        health=dict(type="bool", default=True),
+        drift=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
 
@@ -240,8 +463,9 @@ def main():
         return clients[service]
 
     try:
-        stack = discover_stack(
-            client, module.params["app"], module.params["environment"], traffic_point=module.params["traffic_point"]
+        stack = describe_fleets(
+            client, module.params["app"], module.params["environment"], traffic_point=module.params["traffic_point"],
+            health=module.params["health"], drift=module.params["drift"],
         )
     except FleetError as e:
         module.fail_json(msg=e.msg, **e.details)
