@@ -286,7 +286,52 @@ def make_app() -> CallRecorder:
         os.environ["MOTO_AMIS_PATH"] = str(DEFAULT_AMIS_PATH)
     from moto.server import DomainDispatcherApplication, create_backend_app
 
+    patch_moto_like_aws()
     return CallRecorder(DomainDispatcherApplication(create_backend_app))
+
+
+def _resync_target_group_load_balancers(backend: Any) -> None:
+    """Recompute every target group's LoadBalancerArns from the listeners' forward actions."""
+    referenced: dict[str, list[str]] = {arn: [] for arn in backend.target_groups}
+    for balancer in backend.load_balancers.values():
+        for listener in balancer.listeners.values():
+            for rule in listener.rules.values():
+                for action in rule.actions:
+                    if action.type != "forward":
+                        continue
+                    for arn in backend._get_target_group_arns_from(action_data=action.data):
+                        if arn in referenced and balancer.arn not in referenced[arn]:
+                            referenced[arn].append(balancer.arn)
+    for arn, target_group in backend.target_groups.items():
+        target_group.load_balancer_arns = referenced[arn]
+
+
+def patch_moto_like_aws() -> None:
+    """Make moto answer like AWS where our tools depend on it (idempotent).
+
+    moto 5.2 fills a target group's LoadBalancerArns when a listener or rule is created, but
+    not when ModifyListener/ModifyRule (the way traffic moves) changes its forward action, nor
+    when a rule or listener is deleted. AWS always reports the load balancers that currently
+    route to the group; discovery relies on that, so recompute it after each of those calls.
+    """
+    from moto.elbv2.models import ELBv2Backend
+
+    if getattr(ELBv2Backend, "_cattle_patched", False):
+        return
+
+    def resyncing(method: Callable) -> Callable:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = method(self, *args, **kwargs)
+            _resync_target_group_load_balancers(self)
+            return result
+
+        wrapper.__name__ = method.__name__
+        wrapper.__doc__ = method.__doc__
+        return wrapper
+
+    for name in ("create_listener", "create_rule", "modify_listener", "modify_rule", "delete_rule", "delete_listener", "delete_load_balancer"):
+        setattr(ELBv2Backend, name, resyncing(getattr(ELBv2Backend, name)))
+    ELBv2Backend._cattle_patched = True
 
 
 def _make_server(host: str, port: int, app: Callable, quiet: bool = False):

@@ -226,3 +226,32 @@ def test_run_module_returns_module_failures(aws, run_module):
     assert "InvalidVpcID.NotFound" in str(result), result
     with pytest.raises(AssertionError, match="did not run"):
         run_module(aws, "cattle.aws.no_such_module", {})
+
+
+def test_target_groups_report_the_load_balancers_that_route_to_them_like_aws(aws):
+    """moto alone forgets ModifyListener's forward targets in LoadBalancerArns; AWS does not."""
+    vpc, subnets = _network(aws)
+    elbv2 = aws.client("elbv2")
+    lb = elbv2.create_load_balancer(Name="lb", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    blue, green = (
+        elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
+        for name in ("blue", "green")
+    )
+    listener = elbv2.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": blue}],
+    )["Listeners"][0]["ListenerArn"]
+
+    def load_balancers_of(arn):
+        return elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]["LoadBalancerArns"]
+
+    elbv2.modify_listener(ListenerArn=listener, DefaultActions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": blue, "Weight": 0}, {"TargetGroupArn": green, "Weight": 100}]}}])
+    assert load_balancers_of(green) == [lb]
+    assert load_balancers_of(blue) == [lb]
+
+    elbv2.modify_listener(ListenerArn=listener, DefaultActions=[{"Type": "forward", "TargetGroupArn": green}])
+    assert load_balancers_of(blue) == []
+
+    elbv2.delete_listener(ListenerArn=listener)
+    assert load_balancers_of(green) == []

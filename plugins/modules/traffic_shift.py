@@ -1,0 +1,322 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the cattle.aws project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: traffic_shift
+version_added: 0.1.0
+short_description: Move a cattle.aws stack's traffic between versions (ALB weights or Route53)
+description:
+  - Sets the weights with which one traffic point sends requests to the fleets (versions) of a
+    stack - an ALB listener's default action (O(listener_arn)), one listener rule (O(rule_arn)),
+    or the Route53 weighted record sets of one name (O(route53)).
+  - Attach a new version at weight 0 (O(percent=0)) so that the load balancer starts
+    health-checking its target group; switch instantly (O(percent=100)); shift in steps
+    (for example 10, 50, 100); roll back (O(to_version) = the previous version, O(percent=100)).
+  - The version that loses all its traffic stays in the forward action at weight 0, so that a
+    rollback is one write too.
+  - B(Guard) - right before the write, every target group whose share of the traffic grows must
+    have at least one healthy target; otherwise the module fails with the target group's health
+    (states and reasons) and changes nothing, unless O(force=true).
+  - After the write the module reads the weights back and fails if AWS does not show them.
+  - Target groups the stack does not own keep their weight unless O(weights) names them by ARN.
+    Exception, the first release onto a listener that forwards to a target group the stack does
+    not own - as long as no version of the stack in the action has an older version of the stack
+    to roll back to, the foreign group with the largest weight is treated as the previous version
+    (it gets the rest of O(percent), goes to 0 when the stack takes all the traffic, is returned as
+    RV(previous_version) and can be rolled back to with O(to_version) = its ARN). It is never deleted.
+  - A listener or rule whose action is a fixed response or a redirect (for example a 503 before
+    the first release) gets a forward action instead; the replaced action is returned in
+    RV(replaced_action) and shown in the diff's C(before).
+  - Stickiness and every other setting of the action and of the rule (conditions, priority,
+    authentication actions) are kept; only the forward's target groups and weights change.
+  - B(Percent mapping) - O(to_version) gets V(floor(percent * T / 100 + 1/2)) (round half up) of a
+    pool of T weight units and its counterpart (the live version, or the next serving or the
+    previous version when O(to_version) is already live) exactly the rest; other versions of the
+    stack get 0. T is 100, so weights equal percents, except when target groups the stack does not
+    own carry traffic on the same action; then T is the current sum of the stack's weights (100 if
+    0, at most 999) so that those groups keep their share.
+  - Limits are checked before any API call - ALB weights 0 to 999, Route53 weights 0 to 255, at
+    most 5 target groups in a forward action.
+  - Needs C(elasticloadbalancing:DescribeListeners), C(DescribeRules), C(DescribeTargetHealth),
+    C(ModifyListener) or C(ModifyRule); for Route53 C(route53:ListResourceRecordSets),
+    C(ChangeResourceRecordSets) and C(GetChange); and the discovery permissions of
+    M(cattle.aws.fleet_info).
+author:
+  - cattle.aws developers (@cattle-aws)
+options:
+  app:
+    description: Name of the application (see M(cattle.aws.fleet_info)).
+    type: str
+    required: true
+  environment:
+    description: Environment of the application; omit it for a stack without environment.
+    type: str
+  listener_arn:
+    description: ARN of the listener whose default action forwards the traffic.
+    type: str
+  rule_arn:
+    description: ARN of the listener rule whose actions forward the traffic.
+    type: str
+  route53:
+    description:
+      - The Route53 weighted record sets to switch instead of an ALB. One record set per
+        version, with C(SetIdentifier) = the version; all changes go in one change batch, and the
+        module waits until Route53 reports it C(INSYNC).
+    type: dict
+    suboptions:
+      zone_id:
+        description: ID of the hosted zone.
+        type: str
+        required: true
+      record_name:
+        description: Name of the record, for example V(www.example.com).
+        type: str
+        required: true
+      record_type:
+        description: Type of the record.
+        type: str
+        choices: [A, AAAA, CNAME]
+        default: A
+      ttl:
+        description: TTL of records created from a plain DNS value.
+        type: int
+        default: 60
+      targets:
+        description:
+          - Per version, what its record points at - a DNS value (string), or an alias
+            (a dictionary with C(dns_name), C(hosted_zone_id) and optionally
+            C(evaluate_target_health)).
+          - Needed for versions that have no record yet; an existing record keeps its value when
+            the version is not listed.
+        type: dict
+        default: {}
+  to_version:
+    description:
+      - The version to give O(percent) of the traffic to; the live version gets the rest.
+      - May be the ARN of a target group the stack does not own that the action forwards to
+        (rollback to the application served before the first release).
+      - Mutually exclusive with O(weights).
+    type: str
+  percent:
+    description:
+      - Share of the traffic for O(to_version), 0 to 100. Defaults to 100 when O(to_version) is given.
+    type: float
+  weights:
+    description:
+      - Explicit weights, version (or the ARN of a target group the stack does not own) to weight;
+        every other version of the stack gets 0. Quote versions in YAML (V('1.10')).
+    type: dict
+  prune_zero:
+    description:
+      - Remove the stack's weight-0 target groups (record sets) from the action, except the
+        previously live version, the rollback target, O(to_version) and the versions named in O(weights).
+    type: bool
+    default: false
+  force:
+    description:
+      - Skip the guard; give traffic to target groups without healthy targets (with a warning).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Observes, plans and runs the guard; makes no change and returns the planned result.
+  diff_mode:
+    support: full
+    description: The diff shows the weights (and a replaced action) before and after.
+  idempotent:
+    support: full
+    description: Reports a change only when the weights (or the action type) really change.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Attach 1.5.0 at weight 0, so the load balancer health-checks it
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    listener_arn: "{{ listener_arn }}"
+    to_version: "1.5.0"
+    percent: 0
+
+- name: Canary - 10 percent to 1.5.0
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    listener_arn: "{{ listener_arn }}"
+    to_version: "1.5.0"
+    percent: 10
+
+- name: Roll back to the previous version in one write
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    listener_arn: "{{ listener_arn }}"
+    to_version: "{{ shift.previous_version }}"
+    percent: 100
+
+- name: Explicit weights on a listener rule, dropping old weight-0 target groups
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    rule_arn: "{{ rule_arn }}"
+    weights:
+      "1.5.0": 90
+      "1.4.2": 10
+    prune_zero: true
+
+- name: DNS switch with Route53 weighted records
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    route53:
+      zone_id: Z0123456789ABC
+      record_name: shop.example.com
+      record_type: CNAME
+      targets:
+        "1.4.2": blue-lb.example.com
+        "1.5.0": green-lb.example.com
+    to_version: "1.5.0"
+"""
+
+RETURN = r"""
+before:
+  description:
+    - Weights before, version to weight; target groups the stack does not own by ARN (record sets
+      by set identifier). Empty when the action was not a forward yet.
+  returned: always
+  type: dict
+  sample: {"1.4.2": 100, "1.5.0": 0}
+after:
+  description: Weights after the shift (planned ones in check mode), same keys as RV(before).
+  returned: always
+  type: dict
+  sample: {"1.4.2": 0, "1.5.0": 100}
+replaced_action:
+  description: The fixed-response or redirect action that the first shift replaced by a forward.
+  returned: always
+  type: dict
+  sample: {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}
+live_version:
+  description: The live version after the shift (highest weight); an ARN when a foreign target group is live.
+  returned: always
+  type: str
+  sample: "1.5.0"
+previous_version:
+  description: The rollback target after the shift.
+  returned: always
+  type: str
+  sample: "1.4.2"
+actions:
+  description:
+    - The write made (planned in check mode); empty when nothing changes. Each item has
+      C(action) (V(modify_listener), V(modify_rule) or V(change_resource_record_sets)) and, for
+      an ALB, C(arn) and C(target_groups) (C(key), C(target_group_arn), C(name), C(weight)), for
+      Route53 C(zone_id), C(record_name), C(record_type) and C(changes).
+  returned: always
+  type: list
+  elements: dict
+health:
+  description: Health of the target groups whose share of the traffic grows, checked before the write.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: Version (or ARN) of the target group.
+      type: str
+    target_group_arn:
+      description: ARN of the target group.
+      type: str
+    name:
+      description: Name of the target group.
+      type: str
+    healthy:
+      description: Number of healthy targets.
+      type: int
+    total:
+      description: Number of registered targets.
+      type: int
+    states:
+      description: Number of targets per state.
+      type: dict
+    targets:
+      description: Each target's id, port, state, reason and description.
+      type: list
+      elements: dict
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.traffic import shift_traffic
+
+
+def main():
+    argument_spec = dict(
+        app=dict(type="str", required=True),
+        environment=dict(type="str"),
+        listener_arn=dict(type="str"),
+        rule_arn=dict(type="str"),
+        route53=dict(type="dict", options=dict(
+            zone_id=dict(type="str", required=True),
+            record_name=dict(type="str", required=True),
+            record_type=dict(type="str", choices=["A", "AAAA", "CNAME"], default="A"),
+            ttl=dict(type="int", default=60),
+            targets=dict(type="dict", default={}),
+        )),
+        to_version=dict(type="str"),
+        percent=dict(type="float"),
+        weights=dict(type="dict"),
+        prune_zero=dict(type="bool", default=False),
+        force=dict(type="bool", default=False),
+    )
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_one_of=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights"]],
+        mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights"], ["percent", "weights"]],
+        required_by={"percent": "to_version"},
+    )
+    params = module.params
+    clients = {}
+
+    def client(service):
+        if service not in clients:
+            clients[service] = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
+        return clients[service]
+
+    desired = {k: params[k] for k in ("to_version", "percent", "weights", "prune_zero")}
+    try:
+        result, warnings = shift_traffic(
+            client, params["app"], params["environment"], listener_arn=params["listener_arn"],
+            rule_arn=params["rule_arn"], route53=params["route53"], desired=desired,
+            force=params["force"], check_mode=module.check_mode,
+        )
+    except FleetError as e:
+        module.fail_json(msg=e.msg, **e.details)
+    except AnsibleAWSError as e:
+        module.fail_json_aws_error(e)
+
+    for warning in warnings:
+        module.warn(warning)
+    before = {"weights": result["before"]}
+    if result["replaced_action"]:
+        before["replaced_action"] = result["replaced_action"]
+    result["diff"] = {"before": before, "after": {"weights": result["after"]}}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""cattle.aws.traffic_shift through ansible against the local AWS endpoint."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from ansible_collections.cattle.aws.plugins.module_utils._fleet import naming
+from ansible_collections.cattle.aws.plugins.module_utils._fleet import tags as T
+
+pytestmark = pytest.mark.integration
+
+MODULE = "cattle.aws.traffic_shift"
+AMI = "ami-0ca771e0000ba5e01"  # seeded by tools/local_aws_amis.json
+FIXED_503 = {"Type": "fixed-response",
+             "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "no release yet"}}
+
+
+def _network(aws):
+    ec2 = aws.client("ec2")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    subnet_ids = sorted(s["SubnetId"] for s in subnets)[:2]
+    lb = aws.client("elbv2").create_load_balancer(Name="web", Subnets=subnet_ids)["LoadBalancers"][0]
+    return subnets[0]["VpcId"], subnet_ids, lb["LoadBalancerArn"]
+
+
+def _fleet(aws, vpc, subnets, version, day, desired=1):
+    """LT + TG + ASG of shop/prod `version`, tagged like immutable_fleet tags them; returns the TG ARN."""
+    names = naming.fleet_names("shop", "prod", version)
+    tags = T.ownership_tags("shop", "prod", version, created_at=datetime.datetime(2024, 5, day, tzinfo=datetime.timezone.utc))
+    aws.client("ec2").create_launch_template(
+        LaunchTemplateName=names["launch_template"],
+        LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.micro"},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": T.dict_to_tag_list(tags)}])
+    arn = aws.client("elbv2").create_target_group(
+        Name=names["target_group"], Protocol="HTTP", Port=8080, VpcId=vpc, Tags=T.dict_to_tag_list(tags),
+    )["TargetGroups"][0]["TargetGroupArn"]
+    aws.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=names["auto_scaling_group"],
+        LaunchTemplate={"LaunchTemplateName": names["launch_template"], "Version": "1"},
+        MinSize=0, MaxSize=3, DesiredCapacity=desired, VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[arn],
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in tags.items()])
+    return arn
+
+
+def _foreign_tg(aws, vpc, name):
+    """A target group the stack does not own (no tags), with one registered instance."""
+    arn = aws.client("elbv2").create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"][0]["TargetGroupArn"]
+    instance = aws.client("ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    aws.client("elbv2").register_targets(TargetGroupArn=arn, Targets=[{"Id": instance}])
+    return arn
+
+
+def _listener(aws, lb, actions, port=80):
+    return aws.client("elbv2").create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=port, DefaultActions=actions)["Listeners"][0]["ListenerArn"]
+
+
+def _forward(*targets, sticky=False):
+    config = {"TargetGroups": [{"TargetGroupArn": a, "Weight": w} for a, w in targets]}
+    if sticky:
+        config["TargetGroupStickinessConfig"] = {"Enabled": True, "DurationSeconds": 600}
+    return [{"Type": "forward", "ForwardConfig": config}]
+
+
+def _weights(actions):
+    for action in actions:
+        if action["Type"] == "forward":
+            return {t["TargetGroupArn"]: t["Weight"] for t in action["ForwardConfig"]["TargetGroups"]}
+    return None
+
+
+def _listener_actions(aws, arn):
+    return aws.client("elbv2").describe_listeners(ListenerArns=[arn])["Listeners"][0]["DefaultActions"]
+
+
+@pytest.fixture
+def stack(aws):
+    """shop/prod 1.0 and 1.1 (one instance each) and a listener answering a fixed 503."""
+    vpc, subnets, lb = _network(aws)
+    out = {"vpc": vpc, "subnets": subnets, "lb": lb, "1.0": _fleet(aws, vpc, subnets, "1.0", 1), "1.1": _fleet(aws, vpc, subnets, "1.1", 2)}
+    out["listener"] = _listener(aws, lb, [FIXED_503])
+    aws.clear_calls()
+    return out
+
+
+def _shift(run_module, aws, stack, check=False, diff=False, **args):
+    base = {"app": "shop", "environment": "prod", "listener_arn": stack["listener"]}
+    base.update(args)
+    return run_module(aws, MODULE, base, check=check, diff=diff)
+
+
+def test_first_release_attach_steps_switch_rollback(aws, run_module, stack):
+    listener, tg10, tg11 = stack["listener"], stack["1.0"], stack["1.1"]
+
+    # Check mode: the planned result, no mutating call, the 503 still there.
+    result = _shift(run_module, aws, stack, check=True, diff=True, to_version="1.0", percent=100)
+    assert result["changed"] is True and result["after"] == {"1.0": 100}, result.get("msg")
+    assert result["replaced_action"]["Type"] == "fixed-response"
+    assert result["diff"]["before"]["replaced_action"]["FixedResponseConfig"]["StatusCode"] == "503"
+    assert aws.mutating_calls() == []
+    assert _listener_actions(aws, listener)[0]["Type"] == "fixed-response"
+
+    # First release: the fixed 503 becomes a forward, read back from AWS.
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=100)
+    assert result["changed"] is True and result["before"] == {} and result["after"] == {"1.0": 100}
+    assert result["live_version"] == "1.0" and result["actions"][0]["action"] == "modify_listener"
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100}
+
+    # Idempotent: no change, no mutating call.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=100)
+    assert result["changed"] is False and result["actions"] == []
+    assert aws.mutating_calls() == []
+
+    # Attach 1.1 at weight 0 (the ALB health-checks it from now on).
+    result = _shift(run_module, aws, stack, to_version="1.1", percent=0)
+    assert result["after"] == {"1.0": 100, "1.1": 0} and result["live_version"] == "1.0"
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100, tg11: 0}
+
+    for percent, expected in ((10, {tg10: 90, tg11: 10}), (50, {tg10: 50, tg11: 50}), (100, {tg10: 0, tg11: 100})):
+        result = _shift(run_module, aws, stack, to_version="1.1", percent=percent)
+        assert result["changed"] is True, result.get("msg")
+        assert _weights(_listener_actions(aws, listener)) == expected
+    assert result["live_version"] == "1.1" and result["previous_version"] == "1.0"
+    assert [h["key"] for h in result["health"]] == ["1.1"] and result["health"][0]["healthy"] == 1
+
+    # Rollback: one write, everything back to the previous version, 1.1 kept at 0.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, diff=True, to_version=result["previous_version"])
+    assert result["after"] == {"1.0": 100, "1.1": 0} and result["diff"]["before"]["weights"] == {"1.0": 0, "1.1": 100}
+    assert aws.mutating_calls() == [("elbv2", "ModifyListener")]
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100, tg11: 0}
+
+
+def test_rule_keeps_conditions_priority_and_stickiness(aws, run_module, stack):
+    elbv2 = aws.client("elbv2")
+    conditions = [{"Field": "path-pattern", "Values": ["/api/*"]}]
+    rule = elbv2.create_rule(ListenerArn=stack["listener"], Priority=7, Conditions=conditions,
+                             Actions=_forward((stack["1.0"], 100), sticky=True))["Rules"][0]["RuleArn"]
+    aws.clear_calls()
+
+    result = run_module(aws, MODULE, {"app": "shop", "environment": "prod", "rule_arn": rule,
+                                      "weights": {"1.0": 50, "1.1": 50}})
+    assert result["changed"] is True and result["actions"][0]["action"] == "modify_rule", result.get("msg")
+    assert aws.mutating_calls() == [("elbv2", "ModifyRule")]
+    described = elbv2.describe_rules(RuleArns=[rule])["Rules"][0]
+    assert described["Priority"] == "7" and described["Conditions"][0]["Values"] == ["/api/*"]
+    assert _weights(described["Actions"]) == {stack["1.0"]: 50, stack["1.1"]: 50}
+    assert described["Actions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"] == {
+        "Enabled": True, "DurationSeconds": 600}
+    assert _listener_actions(aws, stack["listener"])[0]["Type"] == "fixed-response"  # default action untouched
+
+
+def test_rule_not_found(aws, run_module, stack):
+    missing = stack["listener"].replace(":listener/", ":listener-rule/") + "/0123456789abcdef"
+    result = run_module(aws, MODULE, {"app": "shop", "environment": "prod", "rule_arn": missing, "to_version": "1.0"})
+    assert result["failed"] is True and "not found: check rule_arn" in result["msg"]
+
+
+def test_foreign_target_group_adopted_on_first_release_and_never_deleted(aws, run_module, stack):
+    legacy = _foreign_tg(aws, stack["vpc"], "legacy-shop")
+    listener = _listener(aws, stack["lb"], [{"Type": "forward", "TargetGroupArn": legacy}], port=8080)
+    args = {"listener_arn": listener}
+
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=0, **args)
+    assert result["live_version"] == legacy and result["after"] == {legacy: 100, "1.0": 0}, result.get("msg")
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=100, **args)
+    assert result["after"] == {legacy: 0, "1.0": 100}
+    assert result["live_version"] == "1.0" and result["previous_version"] == legacy
+    assert _weights(_listener_actions(aws, listener)) == {legacy: 0, stack["1.0"]: 100}
+
+    # prune_zero never drops it (it is the rollback target); rollback to it by ARN.
+    result = _shift(run_module, aws, stack, to_version=legacy, percent=100, prune_zero=True, **args)
+    assert result.get("after") == {legacy: 100, "1.0": 0}, result.get("msg")
+    assert result["after"] == {legacy: 100, "1.0": 0}
+    assert aws.client("elbv2").describe_target_groups(TargetGroupArns=[legacy])["TargetGroups"]
+
+
+def test_foreign_target_group_keeps_its_weight_unless_named(aws, run_module, stack):
+    other = _foreign_tg(aws, stack["vpc"], "other-team")
+    listener = _listener(aws, stack["lb"], _forward((stack["1.0"], 0), (stack["1.1"], 100), (other, 50)), port=8081)
+
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=100, listener_arn=listener)
+    assert result["after"] == {"1.0": 100, "1.1": 0, other: 50}, result.get("msg")
+    assert _weights(_listener_actions(aws, listener)) == {stack["1.0"]: 100, stack["1.1"]: 0, other: 50}
+
+    result = _shift(run_module, aws, stack, weights={"1.1": 100, other: 0}, listener_arn=listener)
+    assert result["after"] == {"1.0": 0, "1.1": 100, other: 0}, result.get("msg")
+    assert _weights(_listener_actions(aws, listener))[other] == 0
+
+
+def test_limits_fail_before_any_call(aws, run_module, stack):
+    result = _shift(run_module, aws, stack, weights={"1.0": 1000})
+    assert result["failed"] is True and "must be an integer from 0 to 999" in result["msg"]
+    assert aws.calls() == []
+
+    extra = [_fleet(aws, stack["vpc"], stack["subnets"], v, 3 + i, desired=0) for i, v in enumerate(("1.2", "1.3", "1.4", "1.5"))]
+    listener = _listener(aws, stack["lb"], _forward((stack["1.0"], 100), (stack["1.1"], 0), *[(a, 0) for a in extra[:3]]),
+                         port=8082)
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, to_version="1.5", percent=0, listener_arn=listener)
+    assert result["failed"] is True and "would hold 6 target groups" in result["msg"]
+    assert aws.mutating_calls() == []
+    result = _shift(run_module, aws, stack, to_version="1.5", percent=0, prune_zero=True, listener_arn=listener)
+    assert result["after"] == {"1.0": 100, "1.5": 0}, result.get("msg")
+
+
+def test_unknown_version(aws, run_module, stack):
+    result = _shift(run_module, aws, stack, to_version="9.9")
+    assert result["failed"] is True and result["msg"].startswith("Unknown version '9.9' in to_version: the stack has 1.1, 1.0")
+
+
+def test_guard_refuses_a_target_group_without_healthy_targets(threaded_aws, run_module, monkeypatch):
+    from moto.elbv2 import models
+
+    aws = threaded_aws
+    vpc, subnets, lb = _network(aws)
+    tg10 = _fleet(aws, vpc, subnets, "1.0", 1)
+    tg11 = _fleet(aws, vpc, subnets, "1.1", 2)
+    listener = _listener(aws, lb, _forward((tg10, 100), (tg11, 0)))
+    unhealthy_name = naming.fleet_names("shop", "prod", "1.1")["target_group"]
+    original = models.FakeTargetGroup.health_for
+
+    def health_for(self, target, ec2_backend):
+        if self.name == unhealthy_name:
+            return models.FakeHealthStatus(target["Id"], target.get("Port", self.port), self.health_check_port,
+                                           "unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+        return original(self, target, ec2_backend)
+
+    monkeypatch.setattr(models.FakeTargetGroup, "health_for", health_for)
+    aws.clear_calls()
+    args = {"app": "shop", "environment": "prod", "listener_arn": listener, "to_version": "1.1", "percent": 10}
+
+    result = run_module(aws, MODULE, args)
+    assert result["failed"] is True
+    assert result["msg"].startswith("Refusing to give traffic to version 1.1")
+    assert ": no healthy targets (1 targets: 1 unhealthy (Target.FailedHealthChecks: Health checks failed))" in result["msg"]
+    assert "force=true" in result["msg"] and result["health"][0]["states"] == {"unhealthy": 1}
+    assert aws.mutating_calls() == []
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100, tg11: 0}
+
+    # force gives it traffic anyway, with a loud warning.
+    result = run_module(aws, MODULE, dict(args, force=True))
+    assert result["changed"] is True and any("FORCED" in w for w in result.get("warnings", [])), result
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 90, tg11: 10}
+
+    # Taking traffic away from the sick version needs no force: only growing shares are guarded.
+    result = run_module(aws, MODULE, dict(args, to_version="1.0", percent=100))
+    assert result["changed"] is True and [h["key"] for h in result["health"]] == ["1.0"], result.get("msg")
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100, tg11: 0}
+
+
+def test_route53_weighted_switch(aws, run_module, stack):
+    route53 = aws.client("route53")
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference="traffic")["HostedZone"]["Id"].split("/")[-1]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": "shop.example.com", "Type": "CNAME", "SetIdentifier": "1.0", "Weight": 100, "TTL": 60,
+        "ResourceRecords": [{"Value": "blue.example.com"}]}}]})
+    spec = {"zone_id": zone, "record_name": "shop.example.com", "record_type": "CNAME",
+            "targets": {"1.1": "green.example.com"}}
+    args = {"app": "shop", "environment": "prod", "route53": spec, "to_version": "1.1"}
+    aws.clear_calls()
+
+    result = run_module(aws, MODULE, args, check=True)
+    assert result["changed"] is True and result["after"] == {"1.0": 0, "1.1": 100}, result.get("msg")
+    assert aws.mutating_calls() == []
+
+    result = run_module(aws, MODULE, args)
+    assert result["changed"] is True and result["before"] == {"1.0": 100}
+    assert [c["action"] for c in result["actions"][0]["changes"]] == ["UPSERT", "UPSERT"]
+    assert aws.mutating_calls() == [("route53", "ChangeResourceRecordSets")]
+    records = {r["SetIdentifier"]: r for r in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+               if r.get("SetIdentifier")}
+    assert {k: r["Weight"] for k, r in records.items()} == {"1.0": 0, "1.1": 100}
+    assert records["1.1"]["ResourceRecords"] == [{"Value": "green.example.com"}]
+    assert records["1.0"]["ResourceRecords"] == [{"Value": "blue.example.com"}]
+
+    aws.clear_calls()
+    result = run_module(aws, MODULE, args)
+    assert result["changed"] is False and aws.mutating_calls() == []
