@@ -19,7 +19,12 @@ description:
   - Fleets are immutable. Running again with the same options changes nothing. Running with the same
     O(version) but another AMI, instance type, user data, network, volumes, metadata options, target group
     or health check settings fails, naming the options that differ - release a new version instead.
-    Only O(capacity) may change on an existing fleet.
+    Only O(capacity) (and O(status)) may change on an existing fleet.
+  - Without O(ami_id), O(instance_type) and O(subnet_ids) (all three omitted), the module only scales
+    (O(capacity), O(capacity_from_live)) or sets the O(status) of an existing, complete fleet; its spec is
+    neither compared nor changed, so a caller that does not know the spec (a rollback, a release's rescue)
+    can scale a version to zero and back. A missing or half-built fleet is then an error, before any change,
+    naming the options needed to create it.
   - A fleet left half-built (for example the launch template created, the auto scaling group not) is
     completed by the next run.
   - Resources with the fleet's names that do not carry this stack's ownership tags are never adopted,
@@ -50,22 +55,26 @@ options:
     required: true
   state:
     description:
-      - V(present) creates the fleet (or completes a half-built one, or applies a new O(capacity)).
+      - V(present) creates the fleet (or completes a half-built one, or applies a new O(capacity) or O(status)).
       - V(absent) deletes the fleet's auto scaling group, target group and launch template.
     type: str
     choices: [present, absent]
     default: present
   ami_id:
     description:
-      - The AMI the instances boot. Required with O(state=present).
+      - The AMI the instances boot.
+      - O(ami_id), O(instance_type) and O(subnet_ids) go together. With O(state=present) they are required to
+        create (or complete) a fleet; when all three are omitted, only O(capacity), O(capacity_from_live) and
+        O(status) apply, to an existing fleet.
     type: str
   instance_type:
     description:
-      - The EC2 instance type, for example V(t3.micro). Required with O(state=present).
+      - The EC2 instance type, for example V(t3.micro). Goes with O(ami_id) and O(subnet_ids).
     type: str
   subnet_ids:
     description:
-      - The subnets the auto scaling group launches instances in (all in one VPC). Required with O(state=present).
+      - The subnets the auto scaling group launches instances in (all in one VPC). Goes with O(ami_id) and
+        O(instance_type).
     type: list
     elements: str
   security_group_ids:
@@ -152,8 +161,10 @@ options:
     description:
       - The auto scaling group's size. O(capacity.min) and O(capacity.max) are required to create a fleet
         (unless O(capacity_from_live) finds a live fleet); O(capacity.desired) defaults to O(capacity.min).
-      - On an existing fleet, the sizes given replace the current ones; this is the one change allowed on an
-        existing fleet.
+      - On an existing fleet, the sizes given replace the current ones; this is the one change of the fleet
+        itself allowed on an existing fleet (with or without the spec options).
+      - V(0) is allowed for each size, so min, max and desired of V(0) scale a fleet to zero while keeping it
+        for a rollback.
     type: dict
     suboptions:
       min:
@@ -171,6 +182,17 @@ options:
         there is one, instead of O(capacity).
     type: bool
     default: false
+  status:
+    description:
+      - The release status of the version. V(failed) tags the fleet's auto scaling group, target group and
+        launch template with C(cattle:status=failed), which M(cattle.aws.fleet_info) reports as the fleet's
+        C(status) and C(failed), and which rollbacks skip. V(active) removes that tag.
+      - The AMI is not tagged (several versions may share it); a C(cattle:status) tag put on the AMI by hand is
+        left alone and still marks the version failed for discovery.
+      - Omit to leave the status as it is. Changing the status is not a change of the spec, so it is allowed on an
+        existing fleet, with or without O(ami_id), O(instance_type) and O(subnet_ids).
+    type: str
+    choices: [active, failed]
   target_group:
     description:
       - The fleet's target group.
@@ -240,11 +262,15 @@ options:
     description:
       - Wait until the desired number of instances is InService. The wait stops at once, with AWS' reason,
         when a scaling activity fails (for example a missing AMI or no capacity).
+      - With a desired capacity of V(0), wait until the auto scaling group lists no instance at all (they have
+        left the target group, after its deregistration delay, and terminated), so the fleet costs nothing
+        when the task ends. Set O(wait=false) not to wait for that.
     type: bool
     default: true
   wait_timeout:
     description:
-      - Seconds to wait for instances (O(wait)) and for the auto scaling group's deletion.
+      - Seconds to wait for instances (O(wait)), for their termination after scaling to zero, and for the auto
+        scaling group's deletion.
     type: int
     default: 600
 attributes:
@@ -290,6 +316,35 @@ EXAMPLES = r"""
     instance_type: t3.micro
     subnet_ids: [subnet-0a1b2c3d4e5f60718, subnet-0b1c2d3e4f5a60719]
     capacity_from_live: true
+
+- name: Roll back to 1.4.1, which gc scaled to zero - scale it back up to the live capacity (spec not needed)
+  cattle.aws.immutable_fleet:
+    app: shop
+    environment: prod
+    version: "1.4.1"
+    capacity_from_live: true
+
+- name: Or give the capacity explicitly
+  cattle.aws.immutable_fleet:
+    app: shop
+    environment: prod
+    version: "1.4.1"
+    capacity: {min: 2, max: 4, desired: 2}
+
+- name: Rescue of a failed release - mark 1.4.3 failed and scale it to zero (kept for inspection)
+  cattle.aws.immutable_fleet:
+    app: shop
+    environment: prod
+    version: "1.4.3"
+    status: failed
+    capacity: {min: 0, max: 0, desired: 0}
+
+- name: Clear the failed mark of 1.4.3 (for example after a false alarm)
+  cattle.aws.immutable_fleet:
+    app: shop
+    environment: prod
+    version: "1.4.3"
+    status: active
 
 - name: Remove version 1.4.1 (refused while a listener still forwards to it)
   cattle.aws.immutable_fleet:
@@ -353,12 +408,23 @@ fleet:
       description: Whether launch template, target group and auto scaling group all exist and are attached.
       type: bool
       sample: true
+    status:
+      description:
+        - V(failed) when the fleet's auto scaling group, target group or launch template carries
+          C(cattle:status=failed) (see O(status)), else V(active).
+        - M(cattle.aws.fleet_info) reports the same as V(failed) or V(ok), and also counts a C(cattle:status) tag
+          on the AMI.
+      type: str
+      sample: failed
 actions:
   description:
     - The planned (check mode) or applied actions, in order; empty when nothing had to change.
     - Each has an C(action) key, one of C(create_launch_template), C(create_target_group),
-      C(create_auto_scaling_group), C(attach_target_group), C(update_capacity), C(detach_target_group),
-      C(delete_auto_scaling_group), C(delete_target_group), C(delete_launch_template), and the names it acts on.
+      C(create_auto_scaling_group), C(attach_target_group), C(tag_status), C(update_capacity),
+      C(detach_target_group), C(delete_auto_scaling_group), C(delete_target_group), C(delete_launch_template), and
+      the names it acts on.
+      - C(tag_status) has C(resource) (C(auto_scaling_group), C(target_group) or C(launch_template)), C(name) and
+        C(status) (V(failed) adds C(cattle:status=failed), V(active) removes it).
   returned: always
   type: list
   elements: dict
@@ -371,6 +437,12 @@ foreign:
   elements: dict
   sample: [{"resource": "target_group", "name": "shop-prod-1-4-2-5b7e3f0a", "id": "arn:aws:elasticloadbalancing:...",
             "reason": "it does not carry this stack's cattle.aws ownership tags"}]
+missing_options:
+  description: On failure because the fleet does not exist (or is half-built) and the spec options are omitted, those options.
+  returned: on failure for a missing fleet without spec
+  type: list
+  elements: str
+  sample: ["ami_id", "instance_type", "subnet_ids"]
 differing_fields:
   description: On failure because the fleet exists with another spec, the options that differ.
   returned: on immutability failure
@@ -437,6 +509,7 @@ def argument_spec():
         metadata_options=dict(type="dict", options=metadata),
         capacity=dict(type="dict", options=dict(min=dict(type="int"), max=dict(type="int"), desired=dict(type="int"))),
         capacity_from_live=dict(type="bool", default=False),
+        status=dict(type="str", choices=["active", "failed"]),
         target_group=dict(type="dict", options=target_group),
         health_check_type=dict(type="str", default="ELB", choices=["ELB", "EC2"]),
         health_check_grace_period=dict(type="int", default=60),
@@ -450,10 +523,11 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        required_if=[["state", "present", ["ami_id", "instance_type", "subnet_ids"]]],
     )
     try:
-        desired = build_desired(module.params)  # every input check, before any AWS call
+        # Every input check before any AWS call; whether the fleet exists (needed without the spec
+        # options) is checked after the reads, before any change.
+        desired = build_desired(module.params)
         clients = {service: module.client(service) for service in SERVICES}
         result = ensure_fleet(clients, desired, check_mode=module.check_mode)
     except FleetError as e:

@@ -293,3 +293,117 @@ def test_capacity_from_live_copies_the_serving_fleet(aws, run_module):
     assert result["actions"][-1]["capacity"] == {"min": 2, "max": 6, "desired": 3}
     group = _group(aws)
     assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (2, 6, 3)
+
+
+# ---- without the spec: scale / status only (rollback.yml, the release's rescue) ----------------
+
+IDENTITY = dict(app="shop", environment="prod", version="1.4.2", wait_timeout=60)
+
+
+def _capacity(group):
+    return (group["MinSize"], group["MaxSize"], group["DesiredCapacity"])
+
+
+def _fleet_info(aws, run_module):
+    info = run_module(aws, "cattle.aws.fleet_info", dict(app="shop", environment="prod"))
+    assert info.get("failed") is not True, info.get("msg")
+    return {f["version"]: f for f in info["fleets"]}
+
+
+def test_scale_to_zero_and_back_without_the_spec(aws, run_module, fleet):
+    zero = run_module(aws, MODULE, dict(IDENTITY, capacity=dict(min=0, max=0, desired=0)))
+    assert zero["changed"] is True, zero.get("msg")
+    assert [a["action"] for a in zero["actions"]] == ["update_capacity"]
+    assert aws.mutating_calls() == [("autoscaling", "UpdateAutoScalingGroup")]
+    group = _group(aws)
+    assert _capacity(group) == (0, 0, 0) and group["Instances"] == []  # waited until none is left
+    assert zero["fleet"]["capacity"] == {"min": 0, "max": 0, "desired": 0}
+    assert zero["fleet"]["ami_id"] == AMI and zero["fleet"]["complete"] is True
+
+    aws.clear_calls()
+    back = run_module(aws, MODULE, dict(IDENTITY, capacity=dict(min=1, max=3, desired=2)))
+    assert back["changed"] is True, back.get("msg")
+    assert aws.mutating_calls() == [("autoscaling", "UpdateAutoScalingGroup")]
+    group = _group(aws)
+    assert _capacity(group) == (1, 3, 2)
+    assert sum(i["LifecycleState"] == "InService" for i in group["Instances"]) == 2
+
+    aws.clear_calls()
+    again = run_module(aws, MODULE, dict(IDENTITY, capacity=dict(min=1, max=3, desired=2)))
+    assert again["changed"] is False and aws.mutating_calls() == []
+    # The full spec still matches: the fleet was scaled, never changed.
+    assert run_module(aws, MODULE, _args(aws))["changed"] is False
+
+
+def test_scale_back_to_the_live_capacity_without_the_spec(aws, run_module, fleet):
+    run_module(aws, MODULE, dict(IDENTITY, capacity=dict(min=0, max=0, desired=0)))
+    live = run_module(aws, MODULE, _args(aws, version="1.4.3", capacity=dict(min=2, max=4, desired=3)))
+    assert live["changed"] is True, live.get("msg")
+    _listener(aws, [(live["fleet"]["target_group_arn"], 100)])
+    aws.clear_calls()
+
+    result = run_module(aws, MODULE, dict(IDENTITY, capacity_from_live=True))
+    assert result["changed"] is True, result.get("msg")
+    assert _capacity(_group(aws)) == (2, 4, 3)
+    assert aws.mutating_calls() == [("autoscaling", "UpdateAutoScalingGroup")]
+
+
+def test_missing_fleet_without_the_spec_fails_before_any_change(aws, run_module):
+    aws.clear_calls()
+    result = run_module(aws, MODULE, dict(IDENTITY, status="failed", capacity=dict(min=0, max=0, desired=0)))
+    assert result["failed"] is True
+    assert result["msg"] == "Version 1.4.2 of shop/prod does not exist; creating it needs ami_id, instance_type, subnet_ids."
+    assert result["missing_options"] == ["ami_id", "instance_type", "subnet_ids"]
+    assert aws.mutating_calls() == []
+
+
+def test_half_built_fleet_without_the_spec_fails_before_any_change(aws, run_module, fleet):
+    aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=NAME, ForceDelete=True)
+    aws.clear_calls()
+    result = run_module(aws, MODULE, dict(IDENTITY, capacity=dict(min=1, max=1)))
+    assert result["failed"] is True
+    assert "Version 1.4.2 of shop/prod is incomplete (no auto scaling group)" in result["msg"]
+    assert aws.mutating_calls() == []
+
+
+def test_mark_failed_and_scale_to_zero_then_clear(aws, run_module, fleet):
+    rescue = dict(IDENTITY, status="failed", capacity=dict(min=0, max=0, desired=0))
+    check = run_module(aws, MODULE, rescue, check=True, diff=True)
+    assert check["changed"] is True, check.get("msg")
+    assert [(a["action"], a.get("resource")) for a in check["actions"]] == [
+        ("tag_status", "auto_scaling_group"), ("tag_status", "target_group"), ("tag_status", "launch_template"),
+        ("update_capacity", None)]
+    assert check["diff"]["before"]["status"] == "active" and check["diff"]["after"]["status"] == "failed"
+    assert aws.mutating_calls() == []
+    assert _fleet_info(aws, run_module)["1.4.2"]["failed"] is False
+
+    aws.clear_calls()
+    result = run_module(aws, MODULE, rescue)
+    assert result["changed"] is True, result.get("msg")
+    assert result["fleet"]["status"] == "failed"
+    assert aws.mutating_calls() == [
+        ("autoscaling", "CreateOrUpdateTags"), ("elbv2", "AddTags"), ("ec2", "CreateTags"),
+        ("autoscaling", "UpdateAutoScalingGroup")]
+    assert _tags(_group(aws)["Tags"])["cattle:status"] == "failed"
+    tg_arn = fleet["fleet"]["target_group_arn"]
+    assert _tags(aws.client("elbv2").describe_tags(ResourceArns=[tg_arn])["TagDescriptions"][0]["Tags"])[
+        "cattle:status"] == "failed"
+    lt_id = fleet["fleet"]["launch_template"]["id"]
+    lt_tags = aws.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [lt_id]}])["Tags"]
+    assert _tags(lt_tags)["cattle:status"] == "failed"
+    assert _capacity(_group(aws)) == (0, 0, 0)
+    info = _fleet_info(aws, run_module)["1.4.2"]
+    assert info["failed"] is True and info["status"] == "failed"
+
+    aws.clear_calls()
+    again = run_module(aws, MODULE, rescue)
+    assert again["changed"] is False and again["actions"] == [] and aws.mutating_calls() == []
+
+    cleared = run_module(aws, MODULE, dict(IDENTITY, status="active"))
+    assert cleared["changed"] is True and cleared["fleet"]["status"] == "active"
+    assert "cattle:status" not in _tags(_group(aws)["Tags"])
+    info = _fleet_info(aws, run_module)["1.4.2"]
+    assert info["failed"] is False and info["status"] == "ok"
+    aws.clear_calls()
+    assert run_module(aws, MODULE, dict(IDENTITY, status="active"))["changed"] is False
+    assert aws.mutating_calls() == []

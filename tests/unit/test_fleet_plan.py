@@ -356,3 +356,138 @@ def test_wait_returns_when_desired_instances_are_in_service():
     client = FakeAutoScaling([{"InstanceId": "i-1", "LifecycleState": "InService"},
                               {"InstanceId": "i-2", "LifecycleState": "Terminating"}], [])
     assert F.wait_for_capacity(client, "g", 1, 10, sleep=pytest.fail) == 1
+
+
+# ---- without the spec: scale / status only ------------------------------------------------------
+
+
+def scale_only(**overrides):
+    base = dict(app="shop", environment="prod", version="1.4.2", state="present")
+    base.update(overrides)
+    return F.build_desired(base)
+
+
+def test_scale_only_to_zero_and_back_on_an_existing_fleet():
+    state = built()
+    to_zero = F.plan_fleet(state, scale_only(capacity=dict(min=0, max=0, desired=0)))
+    assert to_zero == [{"action": "update_capacity", "name": "shop-prod-1.4.2",
+                        "before": {"min": 1, "max": 3, "desired": 2}, "after": {"min": 0, "max": 0, "desired": 0}}]
+    zero = F.simulate(state, to_zero, scale_only(capacity=dict(min=0, max=0, desired=0)))
+    back = scale_only(capacity=dict(min=1, max=3, desired=2))
+    assert F.plan_fleet(zero, back)[0]["after"] == {"min": 1, "max": 3, "desired": 2}
+    assert F.plan_fleet(state, back) == []
+
+
+def test_scale_only_ignores_the_spec_entirely():
+    state = built()
+    # An existing fleet whose spec no run could reproduce: still scaled, nothing compared.
+    state["launch_template"]["data"]["ImageId"] = "ami-0fffffffffffffff0"
+    state["auto_scaling_group"]["subnet_ids"] = ["subnet-0ffffffffffffffff"]
+    assert F.plan_fleet(state, scale_only()) == []
+    assert F.plan_fleet(state, scale_only(capacity=dict(desired=3)))[0]["after"] == {"min": 1, "max": 3, "desired": 3}
+
+
+def test_scale_only_from_live():
+    state = built()
+    state["live"] = {"version": "1.4.3", "capacity": {"min": 2, "max": 4, "desired": 2}}
+    actions = F.plan_fleet(state, scale_only(capacity_from_live=True))
+    assert actions[0]["after"] == {"min": 2, "max": 4, "desired": 2}
+
+
+def test_missing_fleet_without_spec_names_the_options():
+    with pytest.raises(FleetError) as error:
+        F.plan_fleet(nothing(), scale_only(capacity=dict(min=1, max=2)))
+    assert error.value.msg == (
+        "Version 1.4.2 of shop/prod does not exist; creating it needs ami_id, instance_type, subnet_ids.")
+    assert error.value.details["missing_options"] == ["ami_id", "instance_type", "subnet_ids"]
+    no_env = F.build_desired(dict(app="shop", version="2.0", state="present"))
+    with pytest.raises(FleetError, match=r"^Version 2.0 of shop does not exist"):
+        F.plan_fleet(nothing(), no_env)
+
+
+@pytest.mark.parametrize("missing, text", [
+    ("auto_scaling_group", "no auto scaling group"),
+    ("target_group", "no target group"),
+    ("attachment", "its target group is not attached"),
+])
+def test_half_built_fleet_without_spec_is_refused(missing, text):
+    state = built()
+    if missing == "attachment":
+        state["auto_scaling_group"]["target_group_arns"] = []
+    else:
+        state[missing] = None
+    with pytest.raises(FleetError) as error:
+        F.plan_fleet(state, scale_only(status="failed", capacity=dict(min=0, max=0, desired=0)))
+    assert f"Version 1.4.2 of shop/prod is incomplete ({text}" in error.value.msg
+    assert "completing it needs ami_id, instance_type, subnet_ids" in error.value.msg
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(ami_id=AMI), "instance_type is required with state=present when any of"),
+    (dict(user_data="#!/bin/sh\n"), "user_data is part of the fleet's spec"),
+    (dict(security_group_ids=["sg-0123456789abcdef0"], tags=dict(a="b")), "security_group_ids, tags are part"),
+    (dict(capacity=dict(min=2, max=1)), r"capacity.min \(2\) must not be greater"),
+    (dict(status="broken"), "status must be one of active, failed"),
+    (dict(state="absent", status="failed"), "status applies to state=present only"),
+])
+def test_scale_only_inputs_are_validated_before_any_call(override, message):
+    with pytest.raises(FleetError, match=message):
+        scale_only(**override)
+
+
+def test_status_failed_tags_asg_tg_and_lt_then_is_idempotent():
+    state = built()
+    want = scale_only(status="failed")
+    actions = F.plan_fleet(state, want)
+    assert actions == [
+        {"action": "tag_status", "resource": "auto_scaling_group", "name": "shop-prod-1.4.2", "status": "failed"},
+        {"action": "tag_status", "resource": "target_group", "name": want["names"]["target_group"], "status": "failed"},
+        {"action": "tag_status", "resource": "launch_template", "name": "shop-prod-1.4.2", "status": "failed"},
+    ]
+    after = F.simulate(state, actions, want)
+    assert F.fleet_view(state, want)["status"] == "active"
+    assert F.fleet_view(after, want)["status"] == "failed"
+    assert all(after[r]["tags"]["cattle:status"] == "failed" for r in F.STATUS_RESOURCES)
+    assert F.plan_fleet(after, want) == []
+    assert "cattle:status" not in state["auto_scaling_group"]["tags"]  # simulate copies
+
+
+def test_status_failed_and_scale_to_zero_tags_first():
+    actions = F.plan_fleet(built(), scale_only(status="failed", capacity=dict(min=0, max=0, desired=0)))
+    assert kinds(actions) == ["tag_status", "tag_status", "tag_status", "update_capacity"]
+
+
+def test_status_tag_only_missing_where_needed_and_removed_by_active():
+    state = built()
+    state["auto_scaling_group"]["tags"]["cattle:status"] = "failed"
+    assert [a["resource"] for a in F.plan_fleet(state, scale_only(status="failed"))] == [
+        "target_group", "launch_template"]
+    active = F.plan_fleet(state, scale_only(status="active"))
+    assert active == [{"action": "tag_status", "resource": "auto_scaling_group", "name": "shop-prod-1.4.2",
+                       "status": "active"}]
+    cleared = F.simulate(state, active, scale_only(status="active"))
+    assert F.fleet_view(cleared, scale_only())["status"] == "active"
+    assert F.plan_fleet(cleared, scale_only(status="active")) == []
+    assert F.plan_fleet(state, scale_only()) == []  # status omitted: left as it is
+
+
+def test_status_with_the_spec_is_not_a_spec_change():
+    assert kinds(F.plan_fleet(built(), desired(status="failed"))) == ["tag_status"] * 3
+    with pytest.raises(FleetError, match="ami_id"):
+        F.plan_fleet(built(), desired(status="failed", ami_id="ami-0fffffffffffffff0"))
+
+
+def test_status_on_create_tags_after_the_resources_exist():
+    actions = F.plan_fleet(nothing(), desired(status="failed"))
+    assert kinds(actions) == ["create_launch_template", "create_target_group", "create_auto_scaling_group",
+                              "tag_status", "tag_status", "tag_status"]
+    assert F.plan_fleet(nothing(), desired(status="active"))[-1]["action"] == "create_auto_scaling_group"
+
+
+def test_wait_for_zero_lasts_until_no_instance_is_listed():
+    client = FakeAutoScaling([{"InstanceId": "i-1", "LifecycleState": "Terminating"}], [])
+    now = [0.0]
+    with pytest.raises(FleetError, match=r"to terminate \(1 left, 0 InService\)"):
+        F.wait_for_capacity(client, "g", 0, 5, known_activities=set(),
+                            sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert F.wait_for_capacity(FakeAutoScaling([], []), "g", 0, 5, sleep=pytest.fail) == 0

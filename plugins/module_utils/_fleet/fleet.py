@@ -17,9 +17,14 @@ The steps, each a plain function (no module anywhere):
   the request cannot be honoured (foreign resource, immutable spec changed, traffic on absent...).
 - `apply(clients, actions, desired, observed)` runs the actions; `simulate(observed, actions,
   desired)` computes the same resulting state without any call (check mode).
-- `wait_for_capacity(...)`: until the desired instances are InService; stops at the first failed
-  scaling activity with AWS' reason.
+- `wait_for_capacity(...)`: until the desired instances are InService (with a desired capacity of
+  0: until the group has no instances left); stops at the first failed scaling activity with AWS'
+  reason.
 - `ensure_fleet(clients, desired, check_mode)`: all of the above, returns the module's result.
+
+Without the spec (``ami_id``, ``instance_type``, ``subnet_ids`` all omitted) a run may only scale
+and (re)tag the status of an existing, complete fleet: ``desired["spec"]`` is None, nothing is
+compared, and a missing or half-built fleet is an error before any change.
 
 An action is a JSON-friendly dict, ``{"action": "create_launch_template", "name": ...}``; see
 `ACTIONS` for the vocabulary. Actions never carry the user data.
@@ -43,7 +48,9 @@ from .naming import fleet_names
 from .naming import validate_stack
 from .naming import validate_version
 from .tags import TAG_CREATED_AT
+from .tags import STATUS_FAILED
 from .tags import TAG_NAME
+from .tags import TAG_STATUS
 from .tags import TAG_VERSION
 from .tags import RESERVED_TAG_PREFIXES
 from .tags import dict_to_tag_list
@@ -62,6 +69,7 @@ ACTIONS = (
     "create_target_group",
     "create_auto_scaling_group",
     "attach_target_group",
+    "tag_status",
     "update_capacity",
     "detach_target_group",
     "delete_auto_scaling_group",
@@ -89,6 +97,17 @@ DEFAULT_VOLUME = {"volume_type": "gp3", "encrypted": True, "delete_on_terminatio
 DEFAULT_HEALTH_CHECK_TYPE = "ELB"
 DEFAULT_HEALTH_CHECK_GRACE_PERIOD = 60
 DEFAULT_WAIT_TIMEOUT = 600
+
+# Without all of these a run can only scale / re-tag an existing fleet (the "spec" is omitted).
+SPEC_REQUIRED = ("ami_id", "instance_type", "subnet_ids")
+# Spec options without a default in the argument spec: meaningless without SPEC_REQUIRED.
+SPEC_OPTIONAL = ("user_data", "security_group_ids", "key_name", "iam_instance_profile", "volumes",
+                 "metadata_options", "target_group", "tags")
+STATUS_ACTIVE = "active"
+STATUS_CHOICES = (STATUS_ACTIVE, STATUS_FAILED)
+# The resources that carry cattle:status, in the order they are tagged. Not the AMI: it may be
+# shared by several versions (a failed release does not make its AMI bad for the others).
+STATUS_RESOURCES = ("auto_scaling_group", "target_group", "launch_template")
 
 # The order in which differing fields are reported.
 SPEC_FIELDS = (
@@ -203,6 +222,27 @@ def capacity_errors(capacity):
     return errors
 
 
+def _build_scale_only(params, desired, errors):
+    """build_desired without the spec: only capacity, capacity_from_live and status apply."""
+    extra = [option for option in SPEC_OPTIONAL if params.get(option) not in (None, [], {}, "")]
+    if extra:
+        errors.append(
+            f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} part of the fleet's spec and need "
+            f"{', '.join(SPEC_REQUIRED)}; without them immutable_fleet only scales an existing fleet or sets its "
+            "status, and changes or checks nothing else."
+        )
+    capacity = _normalize_capacity(params.get("capacity"), errors)
+    if errors:
+        raise FleetError("Invalid options: " + " ".join(errors), errors=errors)
+    desired.update({
+        "spec": None,
+        "user_data": None,
+        "capacity": capacity,
+        "capacity_from_live": bool(params.get("capacity_from_live")),
+    })
+    return desired
+
+
 def build_desired(params):
     """Validate and normalise the module options; raise FleetError listing every problem. Pure."""
     app, environment = validate_stack(params.get("app"), params.get("environment"))
@@ -222,14 +262,26 @@ def build_desired(params):
     errors = []
     if wait_timeout < 1:
         errors.append(f"wait_timeout must be at least 1 (seconds); got {wait_timeout}.")
+    status = params.get("status")
+    if status is not None and status not in STATUS_CHOICES:
+        errors.append(f"status must be one of {', '.join(STATUS_CHOICES)}; got {status!r}.")
+    desired["status"] = status
     if state == "absent":
+        if status is not None:
+            errors.append("status applies to state=present only (state=absent deletes the fleet).")
         if errors:
             raise FleetError("Invalid options: " + " ".join(errors))
         return desired
 
-    for option in ("ami_id", "instance_type", "subnet_ids"):
+    given = [option for option in SPEC_REQUIRED if params.get(option)]
+    if not given:
+        return _build_scale_only(params, desired, errors)
+    for option in SPEC_REQUIRED:
         if not params.get(option):
-            errors.append(f"{option} is required with state=present.")
+            errors.append(
+                f"{option} is required with state=present when any of {', '.join(SPEC_REQUIRED)} is given "
+                "(omit all three to only scale or re-tag an existing fleet)."
+            )
     if params.get("instance_type") and not _INSTANCE_TYPE_RE.match(params["instance_type"]):
         errors.append(f"instance_type {params['instance_type']!r} is not an EC2 instance type (for example t3.micro).")
 
@@ -370,13 +422,20 @@ def observe(clients, desired):
         else:
             number = _launch_template_version_number(template, group)
             version = api.describe_launch_template_version(ec2, template["LaunchTemplateId"], number) or {}
+            lt_tags = tags_to_dict(template.get("Tags"))
+            if desired.get("status") is not None:
+                # Tags added after creation (cattle:status) are in DescribeTags on AWS and moto alike.
+                lt_tags.update({
+                    t["Key"]: t.get("Value", "")
+                    for t in api.describe_launch_template_tags(ec2, template["LaunchTemplateId"]) or []
+                })
             observed["launch_template"] = {
                 "id": template["LaunchTemplateId"],
                 "name": template["LaunchTemplateName"],
                 "version": number,
                 "latest_version": template.get("LatestVersionNumber"),
                 "data": version.get("LaunchTemplateData", {}),
-                "tags": tags_to_dict(template.get("Tags")),
+                "tags": lt_tags,
             }
 
     target_group = api.describe_target_group(elbv2, names["target_group"])
@@ -441,7 +500,9 @@ def observe(clients, desired):
         return observed  # planning refuses; nothing else to read
 
     spec = desired["spec"]
-    if observed["launch_template"] is None and spec["volumes"] is None:
+    if spec is None:
+        pass  # scale / status only: nothing of the spec to check
+    elif observed["launch_template"] is None and spec["volumes"] is None:
         image = api.describe_image(ec2, spec["ami_id"])
         root = (image or {}).get("RootDeviceName")
         root_ebs = next(
@@ -449,7 +510,7 @@ def observe(clients, desired):
         )
         observed["image"] = {"id": spec["ami_id"], "found": image is not None, "root_device_name": root,
                              "root_volume_size": root_ebs.get("VolumeSize")}
-    if observed["target_group"] is None or observed["auto_scaling_group"] is None:
+    if spec is not None and (observed["target_group"] is None or observed["auto_scaling_group"] is None):
         subnets = api.describe_subnets(ec2, spec["subnet_ids"])
         observed["subnets"] = {
             "found": sorted(s["SubnetId"] for s in subnets or []),
@@ -702,6 +763,64 @@ def resolve_capacity(observed, desired):
     return wanted
 
 
+def _stack_label(desired):
+    return f"{desired['app']}/{desired['environment']}" if desired.get("environment") else desired["app"]
+
+
+def is_complete(observed):
+    """Launch template, target group and auto scaling group all exist, the target group attached."""
+    template = observed.get("launch_template")
+    target_group = observed.get("target_group")
+    group = observed.get("auto_scaling_group")
+    return bool(template and target_group and group and target_group.get("arn") in group.get("target_group_arns", []))
+
+
+def status_actions(observed, desired):
+    """tag_status actions that make every fleet resource carry (failed) or not carry (active)
+    cattle:status=failed. A resource missing from `observed` is about to be created without it. Pure."""
+    status = desired.get("status")
+    if status is None:
+        return []
+    names = desired["names"]
+    actions = []
+    for resource in STATUS_RESOURCES:
+        tags = (observed.get(resource) or {}).get("tags") or {}
+        if status == STATUS_FAILED and tags.get(TAG_STATUS) != STATUS_FAILED:
+            actions.append({"action": "tag_status", "resource": resource, "name": names[resource], "status": status})
+        elif status == STATUS_ACTIVE and TAG_STATUS in tags:
+            actions.append({"action": "tag_status", "resource": resource, "name": names[resource], "status": status})
+    return actions
+
+
+def _plan_scale_only(observed, desired):
+    """The plan without a spec: the fleet must exist and be complete; only capacity and status."""
+    names = desired["names"]
+    template = observed.get("launch_template")
+    target_group = observed.get("target_group")
+    group = observed.get("auto_scaling_group")
+    needs = ", ".join(SPEC_REQUIRED)
+    if template is None and target_group is None and group is None:
+        raise FleetError(
+            f"Version {desired['version']} of {_stack_label(desired)} does not exist; creating it needs {needs}.",
+            missing_options=list(SPEC_REQUIRED),
+        )
+    if not is_complete(observed):
+        missing = [label for label, part in (("launch template", template), ("target group", target_group),
+                                             ("auto scaling group", group)) if part is None]
+        what = f"no {', no '.join(missing)}" if missing else "its target group is not attached to its auto scaling group"
+        raise FleetError(
+            f"Version {desired['version']} of {_stack_label(desired)} is incomplete ({what}); completing it needs "
+            f"{needs} (or remove it with state=absent).",
+            missing_options=list(SPEC_REQUIRED),
+        )
+    capacity = resolve_capacity(observed, desired)
+    actions = status_actions(observed, desired)
+    if capacity is not None and capacity != group["capacity"]:
+        actions.append({"action": "update_capacity", "name": names["auto_scaling_group"],
+                        "before": dict(group["capacity"]), "after": capacity})
+    return actions
+
+
 def plan_fleet(observed, desired):
     """Observed state + desired fleet -> ordered list of actions (empty: nothing to do). Pure.
 
@@ -747,6 +866,8 @@ def plan_fleet(observed, desired):
 
     if observed.get("foreign"):
         raise _foreign_error(observed["foreign"], desired)
+    if desired.get("spec") is None:
+        return _plan_scale_only(observed, desired)
     differing = differing_fields(observed, desired)
     if differing:
         existing = _observed_flat(observed, desired)
@@ -783,10 +904,11 @@ def plan_fleet(observed, desired):
     if group is None:
         actions.append({"action": "create_auto_scaling_group", "name": names["auto_scaling_group"],
                         "capacity": capacity, "target_group": names["target_group"]})
-        return actions
+        return actions + status_actions(observed, desired)
     if target_group is None or target_group["arn"] not in group["target_group_arns"]:
         actions.append({"action": "attach_target_group", "auto_scaling_group": group["name"],
                         "target_group": names["target_group"]})
+    actions.extend(status_actions(observed, desired))
     if capacity is not None and capacity != group["capacity"]:
         actions.append({"action": "update_capacity", "name": group["name"],
                         "before": dict(group["capacity"]), "after": capacity})
@@ -906,6 +1028,13 @@ def _state_after(observed, action, desired, created_at, result=None):
     elif kind == "attach_target_group":
         group = observed["auto_scaling_group"]
         group["target_group_arns"] = sorted(set(group["target_group_arns"]) | {observed["target_group"]["arn"]})
+    elif kind == "tag_status":
+        resource = observed[action["resource"]]
+        resource["tags"] = dict(resource.get("tags") or {})
+        if action["status"] == STATUS_FAILED:
+            resource["tags"][TAG_STATUS] = STATUS_FAILED
+        else:
+            resource["tags"].pop(TAG_STATUS, None)
     elif kind == "update_capacity":
         observed["auto_scaling_group"]["capacity"] = dict(action["after"])
     elif kind == "detach_target_group":
@@ -927,6 +1056,25 @@ def simulate(observed, actions, desired, created_at=None):
     for action in actions:
         _state_after(state, action, desired, created_at)
     return state
+
+
+def _apply_status(ec2, autoscaling, elbv2, state, action):
+    resource = state[action["resource"]]
+    failed = action["status"] == STATUS_FAILED
+    if action["resource"] == "auto_scaling_group":
+        if failed:
+            api.tag_auto_scaling_group(autoscaling, resource["name"], {TAG_STATUS: STATUS_FAILED})
+        else:
+            api.untag_auto_scaling_group(autoscaling, resource["name"], [TAG_STATUS])
+    elif action["resource"] == "target_group":
+        if failed:
+            api.tag_target_group(elbv2, resource["arn"], {TAG_STATUS: STATUS_FAILED})
+        else:
+            api.untag_target_group(elbv2, resource["arn"], [TAG_STATUS])
+    elif failed:
+        api.tag_launch_template(ec2, resource["id"], {TAG_STATUS: STATUS_FAILED})
+    else:
+        api.untag_launch_template(ec2, resource["id"], [TAG_STATUS])
 
 
 def apply(clients, actions, desired, observed, created_at=None):
@@ -978,6 +1126,8 @@ def apply(clients, actions, desired, observed, created_at=None):
             )
         elif kind == "attach_target_group":
             api.attach_target_groups(autoscaling, action["auto_scaling_group"], [state["target_group"]["arn"]])
+        elif kind == "tag_status":
+            _apply_status(ec2, autoscaling, elbv2, state, action)
         elif kind == "update_capacity":
             after = action["after"]
             api.update_auto_scaling_group(autoscaling, action["name"], MinSize=after["min"], MaxSize=after["max"],
@@ -1029,6 +1179,9 @@ def wait_for_capacity(autoscaling, name, desired_capacity, timeout, known_activi
                       sleep=time.sleep, clock=time.monotonic):
     """Poll until exactly `desired_capacity` instances are InService; return their count.
 
+    With a desired capacity of 0, poll until the group lists no instance at all (terminating ones
+    included), so that a fleet scaled to zero really runs (and costs) nothing when this returns.
+
     Fails at once (FleetError with AWS' StatusMessage) when a scaling activity not in
     `known_activities` (IDs already finished before this run changed anything) has failed;
     ``None`` takes that baseline at the first poll that finds the group short of capacity.
@@ -1039,10 +1192,14 @@ def wait_for_capacity(autoscaling, name, desired_capacity, timeout, known_activi
         group = api.describe_auto_scaling_group(autoscaling, name)
         if group is None:
             raise FleetError(f"Auto scaling group {name} disappeared while waiting for its instances.")
-        instances = [i for i in group.get("Instances", []) if i.get("LifecycleState") not in _TERMINATING]
+        listed = group.get("Instances", [])
+        instances = [i for i in listed if i.get("LifecycleState") not in _TERMINATING]
         in_service = sum(1 for i in instances if i.get("LifecycleState") == "InService")
-        last.update(in_service=in_service, total=len(instances))
-        if in_service == desired_capacity and len(instances) == desired_capacity:
+        last.update(in_service=in_service, total=len(instances), listed=len(listed))
+        if desired_capacity == 0:
+            if not listed:
+                return 0
+        elif in_service == desired_capacity and len(instances) == desired_capacity:
             return in_service
         activities = api.describe_scaling_activities(autoscaling, name)
         if last["known"] is None:
@@ -1057,13 +1214,18 @@ def wait_for_capacity(autoscaling, name, desired_capacity, timeout, known_activi
                 )
         return None
 
-    return _poll(
-        timeout, sleep, clock, check,
-        lambda: (
+    def on_timeout():
+        if desired_capacity == 0:
+            return (
+                f"Timed out after {timeout}s waiting for the instances of auto scaling group {name} to terminate "
+                f"({last.get('listed', 0)} left, {last['in_service']} InService); run again to resume waiting."
+            )
+        return (
             f"Timed out after {timeout}s waiting for {desired_capacity} InService instances in auto scaling group "
             f"{name} ({last['in_service']} InService of {last['total']}); run again to resume waiting."
-        ),
-    )
+        )
+
+    return _poll(timeout, sleep, clock, check, on_timeout)
 
 
 def finished_activity_ids(autoscaling, name):
@@ -1077,6 +1239,14 @@ def finished_activity_ids(autoscaling, name):
 # --------------------------------------------------------------------------------------------
 # The module's entry point
 # --------------------------------------------------------------------------------------------
+
+
+def fleet_status(state):
+    """V(failed) when any of the fleet's resources carries cattle:status=failed, else V(active)."""
+    failed = any(
+        ((state.get(resource) or {}).get("tags") or {}).get(TAG_STATUS) == STATUS_FAILED for resource in STATUS_RESOURCES
+    )
+    return STATUS_FAILED if failed else STATUS_ACTIVE
 
 
 def fleet_view(state, desired, created_at=None):
@@ -1100,9 +1270,8 @@ def fleet_view(state, desired, created_at=None):
         "auto_scaling_group_name": (group or {}).get("name"),
         "capacity": dict(group["capacity"]) if group else None,
         "created_at": created_at or fleet_created_at(state),
-        "complete": bool(
-            template and target_group and group and target_group.get("arn") in group.get("target_group_arns", [])
-        ),
+        "complete": is_complete(state),
+        "status": fleet_status(state),
     }
 
 

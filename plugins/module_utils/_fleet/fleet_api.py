@@ -223,3 +223,59 @@ def describe_scaling_activities(client, name, max_records=20):
     return client.describe_scaling_activities(AutoScalingGroupName=name, MaxRecords=max_records).get(
         "Activities", []
     )
+
+
+# ---- Tags added or removed after creation (the release status) ------------------------------
+
+
+@_LaunchTemplateErrors.list_error_handler("describe launch template tags", default_value=[])
+@_retry
+def describe_launch_template_tags(client, template_id):
+    """The launch template's tags as EC2 DescribeTags sees them (tags added after creation included)."""
+    paginator = client.get_paginator("describe_tags")
+    return paginator.paginate(
+        Filters=[{"Name": "resource-id", "Values": [template_id]}]
+    ).build_full_result().get("Tags", [])
+
+
+@FleetAWSErrorHandler.common_error_handler("tag launch template")
+@_retry
+def tag_launch_template(client, template_id, tags):
+    client.create_tags(Resources=[template_id], Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+
+
+@_LaunchTemplateErrors.deletion_error_handler("untag launch template")
+@_retry
+def untag_launch_template(client, template_id, keys):
+    client.delete_tags(Resources=[template_id], Tags=[{"Key": k} for k in sorted(keys)])
+    return True
+
+
+@FleetAWSErrorHandler.common_error_handler("tag target group")
+@_retry
+def tag_target_group(client, arn, tags):
+    client.add_tags(ResourceArns=[arn], Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+
+
+@_TargetGroupErrors.deletion_error_handler("untag target group")
+@_retry
+def untag_target_group(client, arn, keys):
+    client.remove_tags(ResourceArns=[arn], TagKeys=sorted(keys))
+    return True
+
+
+@FleetAWSErrorHandler.common_error_handler("tag auto scaling group")
+@_retry
+def tag_auto_scaling_group(client, name, tags, propagate_at_launch=False):
+    client.create_or_update_tags(Tags=[
+        {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v,
+         "PropagateAtLaunch": propagate_at_launch}
+        for k, v in sorted(tags.items())
+    ])
+
+
+@_AutoScalingErrors.deletion_error_handler("untag auto scaling group")
+@_retry
+def untag_auto_scaling_group(client, name, keys):
+    client.delete_tags(Tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": k} for k in sorted(keys)])
+    return True
