@@ -2,6 +2,8 @@
 # Everything else here is a building block of those two.
 
 PYTHON ?= python3
+# One pytest worker per core; each worker starts its own local AWS endpoint.
+PYTEST_ARGS ?= -n auto --dist loadfile
 VENV ?= .venv
 STATE_DIR ?= .local-aws
 BIN := $(VENV)/bin
@@ -20,7 +22,7 @@ demo: venv packer collection
 
 ## test: every test there is — unit, integration (local endpoint), sanity, lint, changelog
 test: venv packer collection
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory sanity lint changelog-lint
 
 venv: $(VENV)/.installed
@@ -45,10 +47,10 @@ endpoint-stop:
 	@$(BIN)/python tools/local_aws.py stop --state-dir $(STATE_DIR) 2>/dev/null || true
 
 unit: venv collection
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/unit
 
 integration: venv collection
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/integration
 
 sanity: venv
 	$(BIN)/python tools/sanity.py
