@@ -24,15 +24,6 @@ description:
 author:
   - cattle.aws developers (@cattle-aws)
 options:
-  app:
-    description:
-      - Name of the application.
-    type: str
-    required: true
-  environment:
-    description:
-      - Environment of the application. Omit it for a stack without environment.
-    type: str
   version:
     description:
       - Release version the AMI is for.
@@ -65,6 +56,7 @@ attributes:
     support: full
     description: An AMI carrying the tags already is not changed.
 extends_documentation_fragment:
+  - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -35,15 +35,6 @@ description:
 author:
   - cattle.aws developers (@cattle-aws)
 options:
-  app:
-    description:
-      - Name of the application.
-    type: str
-    required: true
-  environment:
-    description:
-      - Environment of the application, for example V(prod). Omit it for a stack without environment.
-    type: str
   keep:
     description:
       - How many previous versions to keep besides the live, serving and protected ones.
@@ -91,6 +82,7 @@ attributes:
     support: full
     description: A second run reports no change.
 extends_documentation_fragment:
+  - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

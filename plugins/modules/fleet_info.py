@@ -40,19 +40,6 @@ description:
 author:
   - cattle.aws developers (@cattle-aws)
 options:
-  app:
-    description:
-      - Name of the application.
-      - 1 to 32 lowercase letters, digits and single hyphens, starting with a letter and not
-        ending with a hyphen.
-    type: str
-    required: true
-  environment:
-    description:
-      - Environment of the application, for example V(prod).
-      - Same characters as O(app), 1 to 24 characters. Omit it for a stack without environment;
-        fleets of the same O(app) in an environment are then not reported.
-    type: str
   traffic_point:
     description:
       - ARN of the listener or listener rule whose weights decide the live version.
@@ -90,6 +77,7 @@ attributes:
     support: full
     description: Read-only.
 extends_documentation_fragment:
+  - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -36,17 +36,6 @@ description:
 author:
   - cattle.aws developers (@cattle-aws)
 options:
-  app:
-    description:
-      - The application of the stack - 1 to 32 lowercase letters, digits and single hyphens, starting
-        with a letter.
-    type: str
-    required: true
-  environment:
-    description:
-      - The environment of the stack (same characters as O(app), at most 24). Omit for a stack without
-        environment.
-    type: str
   version:
     description:
       - The release version of the fleet - 1 to 64 letters, digits, V(.), V(_) and V(-), starting and ending
@@ -285,6 +274,7 @@ notes:
   - Every AWS call that changes something comes after all reads and checks, so an invalid request fails
     before anything is created.
 extends_documentation_fragment:
+  - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -34,17 +34,6 @@ description:
 author:
   - cattle.aws developers (@cattle-aws)
 options:
-  app:
-    description:
-      - Name of the application.
-      - 1 to 32 lowercase letters, digits and single hyphens, starting with a letter and not
-        ending with a hyphen.
-    type: str
-    required: true
-  environment:
-    description:
-      - Environment of the application, for example V(prod). Omit it for a stack without environment.
-    type: str
   state:
     description:
       - V(acquired) takes the lock, V(released) gives it back.
@@ -116,6 +105,7 @@ attributes:
       Acquiring with the O(token) of the current lock and releasing a free lock change nothing;
       acquiring without O(token) twice fails the second time, since the first run holds the lock.
 extends_documentation_fragment:
+  - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

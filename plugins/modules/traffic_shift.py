@@ -50,13 +50,6 @@ description:
 author:
   - cattle.aws developers (@cattle-aws)
 options:
-  app:
-    description: Name of the application (see M(cattle.aws.fleet_info)).
-    type: str
-    required: true
-  environment:
-    description: Environment of the application; omit it for a stack without environment.
-    type: str
   listener_arn:
     description: ARN of the listener whose default action forwards the traffic.
     type: str
@@ -134,6 +127,7 @@ attributes:
     support: full
     description: Reports a change only when the weights (or the action type) really change.
 extends_documentation_fragment:
+  - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
