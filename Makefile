@@ -14,7 +14,7 @@ export ANSIBLE_LOCALHOST_WARNING := False
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := False
 export ANSIBLE_NOCOLOR := $(if $(CI),1,)
 
-.PHONY: demo test venv packer collection endpoint-start endpoint-stop unit integration sanity lint changelog-lint clean
+.PHONY: demo test venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint clean
 
 ## demo: a blue/green release against the embedded local AWS endpoint (moto server on 127.0.0.1)
 demo: venv packer collection
@@ -39,6 +39,14 @@ packer:
 
 collection: venv
 	@$(BIN)/python tools/sync_collection.py $(COLLECTIONS)
+
+## dist: the collection tarball that ships (build/dist/cattle-aws-<version>.tar.gz), from a clean copy
+dist: venv
+	@$(BIN)/python tools/build_collection.py build/dist
+
+## ee-context: the execution environment's build context in build/ee (then: podman build build/ee)
+ee-context: dist
+	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee --output-filename Containerfile
 
 endpoint-start: venv
 	@$(BIN)/python tools/local_aws.py start --state-dir $(STATE_DIR)
