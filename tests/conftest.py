@@ -22,6 +22,14 @@ build/collections/ansible_collections/cattle/aws with tools/sync_collection.py (
 CATTLE_SKIP_SYNC=1) and build/collections is put on sys.path, so unit tests can import
 ``ansible_collections.cattle.aws.plugins...``. MOTO_AMIS_PATH defaults to
 tools/local_aws_amis.json before anything imports moto.
+
+API-call journal (for the least-privilege check): every endpoint this session starts (the
+subprocess and the threaded one) appends each AWS call it serves, with its User-Agent, to
+build/api-calls/<worker>[-threaded].jsonl (directory: env CATTLE_API_CALLS_DIR), whatever the
+tests reset or clear. The controller empties the directory when the session starts.
+``tools/check_iam_policy.py build/api-calls docs/iam-policy.json`` compares the calls made by
+our modules, roles and playbooks (Ansible's and Packer's user agents; the tests' own boto3
+setup calls are left out) with the policy, after a full run.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = REPO_ROOT / "tools"
 COLLECTIONS = REPO_ROOT / "build" / "collections"
+API_CALLS_DIR = Path(os.environ.get("CATTLE_API_CALLS_DIR") or REPO_ROOT / "build" / "api-calls")
 
 # Must happen before moto is imported anywhere in this process (threaded_aws, unit tests).
 os.environ.setdefault("MOTO_AMIS_PATH", str(TOOLS / "local_aws_amis.json"))
@@ -62,15 +71,27 @@ def _sync_collection() -> None:
         "output", "*.pyc"))
 
 
+def _api_calls_journal(suffix: str = "") -> str:
+    """This worker's call journal file (see the module docstring)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER") or "main"
+    API_CALLS_DIR.mkdir(parents=True, exist_ok=True)
+    return str(API_CALLS_DIR / f"{worker}{suffix}.jsonl")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # controller (or no xdist): a fresh journal
+        import shutil
+
+        shutil.rmtree(API_CALLS_DIR, ignore_errors=True)
     _sync_collection()
     if str(COLLECTIONS) not in sys.path:
         sys.path.insert(0, str(COLLECTIONS))
 
 
-def _launcher(*args: str) -> subprocess.CompletedProcess:
+def _launcher(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOLS / "local_aws.py"), *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +102,8 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory):
         yield Endpoint(url)
         return
     state_dir = tmp_path_factory.mktemp("local-aws")
-    proc = _launcher("start", "--state-dir", str(state_dir))
+    proc = _launcher("start", "--state-dir", str(state_dir),
+                     env={"CATTLE_CALL_JOURNAL": _api_calls_journal()})
     if proc.returncode != 0:
         log = state_dir / "server.log"
         pytest.fail(f"local AWS endpoint did not start: {proc.stderr}\n"
@@ -110,6 +132,7 @@ def _threaded_server():
     finally:
         sys.path.remove(str(TOOLS))
     server = local_aws.serve_in_thread()
+    server.app.journal = _api_calls_journal("-threaded")
     try:
         yield server
     finally:

@@ -28,9 +28,16 @@ Extra HTTP routes served next to the AWS APIs:
 
 - ``GET  /_cattle/health``       ``{"ok": true, "pid": ..., "moto": "5.2.5"}``
 - ``GET  /_cattle/calls``        JSON list of ``{"service", "action", "method",
-  "path", "status"}`` in request order (every SigV4-signed request)
+  "path", "status", "user_agent", "time"}`` in request order (every SigV4-signed
+  request; ``time`` is the epoch second it arrived)
 - ``POST /_cattle/calls/reset``  clears that list
 - ``POST /moto-api/reset``       moto's own state reset (the seeded AMIs stay)
+
+Call journal: when the environment variable ``CATTLE_CALL_JOURNAL`` names a
+file (read when the app is made), every recorded call is also appended to it
+as one JSON line; ``/_cattle/calls/reset`` does not touch the journal.  The
+test suite uses it to collect the API actions the whole suite made
+(tools/check_iam_policy.py compares them with docs/iam-policy.json).
 
 ``service`` is the boto3 client name (``ec2``, ``elbv2``, ``autoscaling``,
 ``ssm``, ``route53``, ``cloudwatch``, ...), derived from the SigV4 credential
@@ -198,10 +205,20 @@ def classify(environ: dict[str, Any], body: bytes) -> tuple[str, str] | None:
 class CallRecorder:
     """WSGI middleware recording every signed AWS call; serves /_cattle/*."""
 
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: Callable, journal: str | None = None) -> None:
         self.app = app
         self._calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.journal = journal if journal is not None else os.environ.get("CATTLE_CALL_JOURNAL") or None
+
+    def _write_journal(self, call: dict[str, Any]) -> None:
+        if not self.journal:
+            return
+        try:
+            with open(self.journal, "a", encoding="utf-8") as f:
+                f.write(json.dumps(call) + "\n")
+        except OSError as exc:  # never break the request because of the journal
+            print(f"local_aws: cannot write the call journal {self.journal}: {exc}", file=sys.stderr)
 
     # in-process access (threaded server)
     def calls(self) -> list[dict[str, Any]]:
@@ -242,13 +259,16 @@ class CallRecorder:
             found = ("unknown", f"recorder error: {exc}")
         if found:
             call = {"service": found[0], "action": found[1], "method": method,
-                    "path": path, "status": None}
+                    "path": path, "status": None,
+                    "user_agent": environ.get("HTTP_USER_AGENT", ""), "time": time.time()}
             with self._lock:
                 self._calls.append(call)
 
         def _start_response(status, headers, exc_info=None):
             if call is not None:
                 call["status"] = int(status.split(" ", 1)[0])
+                with self._lock:
+                    self._write_journal(call)
             return start_response(status, headers, exc_info)
 
         return self.app(environ, _start_response)

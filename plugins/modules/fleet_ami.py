@@ -27,7 +27,8 @@ options:
   version:
     description:
       - Release version the AMI is for.
-    type: str
+      - A string. A YAML number is refused (V(1.10) would be read as V(1.1)), so quote it.
+    type: raw
     required: true
   image_id:
     description:
@@ -151,7 +152,7 @@ def main():
     argument_spec = dict(
         app=dict(type="str", required=True),
         environment=dict(type="str"),
-        version=dict(type="str", required=True),
+        version=dict(type="raw", required=True),
         image_id=dict(type="str"),
         tags=dict(type="dict", default={}),
         cleanup_on_failure=dict(type="bool", default=True),

@@ -39,8 +39,8 @@ options:
   version:
     description:
       - The release version of the fleet - 1 to 64 letters, digits, V(.), V(_) and V(-), starting and ending
-        with a letter or digit. Quote it in YAML (V('1.4')).
-    type: str
+        with a letter or digit. Quote it in YAML (V('1.4')); a number (V(1.10) is read as V(1.1)) is refused.
+    type: raw
     required: true
   state:
     description:
@@ -486,7 +486,7 @@ def argument_spec():
     return dict(
         app=dict(type="str", required=True),
         environment=dict(type="str"),
-        version=dict(type="str", required=True),
+        version=dict(type="raw", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         ami_id=dict(type="str"),
         instance_type=dict(type="str"),

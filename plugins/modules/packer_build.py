@@ -37,8 +37,10 @@ options:
     description: Environment of the application (variable C(environment), empty when omitted).
     type: str
   version:
-    description: Release version (variable C(version)).
-    type: str
+    description:
+      - Release version (variable C(version)).
+      - A string. A YAML number is refused (V(1.10) would be read as V(1.1)), so quote it.
+    type: raw
     required: true
   template:
     description:
@@ -157,6 +159,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.naming import validate_version
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.packer import bake
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.packer import template_vars
 
@@ -182,7 +185,7 @@ def main():
     argument_spec = dict(
         app=dict(type="str", required=True),
         environment=dict(type="str"),
-        version=dict(type="str", required=True),
+        version=dict(type="raw", required=True),
         template=dict(type="path"),
         template_content=dict(type="str"),
         vars=dict(type="dict", default={}),
@@ -205,6 +208,7 @@ def main():
     work_dir = params["work_dir"]
     manifest_path = params["manifest_path"] or os.path.join(work_dir, "packer-manifest.json")
     try:
+        validate_version(params["version"])
         template = params["template"]
         if params["template_content"] is not None:
             os.makedirs(work_dir, mode=0o700, exist_ok=True)

@@ -51,7 +51,8 @@ options:
     description:
       - The version being released or rolled back to, recorded in the lock.
       - Only used with O(state=acquired).
-    type: str
+      - A string. A YAML number is refused (V(1.10) would be read as V(1.1)), so quote it.
+    type: raw
   purpose:
     description:
       - Why the lock is held. Only used with O(state=acquired).
@@ -228,7 +229,7 @@ def main():
         environment=dict(type="str"),
         state=dict(type="str", default="acquired", choices=["acquired", "released"]),
         holder=dict(type="str"),
-        version=dict(type="str"),
+        version=dict(type="raw"),
         purpose=dict(type="str", default="release", choices=["release", "rollback"]),
         ttl=dict(type="int", default=3600),
         token=dict(type="str", no_log=False),

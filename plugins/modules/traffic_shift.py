@@ -95,7 +95,8 @@ options:
       - May be the ARN of a target group the stack does not own that the action forwards to
         (rollback to the application served before the first release).
       - Mutually exclusive with O(weights).
-    type: str
+      - A string. A YAML number is refused (V(1.10) would be read as V(1.1)), so quote it.
+    type: raw
   percent:
     description:
       - Share of the traffic for O(to_version), 0 to 100. Defaults to 100 when O(to_version) is given.
@@ -270,7 +271,7 @@ def main():
             ttl=dict(type="int", default=60),
             targets=dict(type="dict", default={}),
         )),
-        to_version=dict(type="str"),
+        to_version=dict(type="raw"),
         percent=dict(type="float"),
         weights=dict(type="dict"),
         prune_zero=dict(type="bool", default=False),

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -51,7 +52,10 @@ def describe_owned_images(ec2, filters):
 @FleetAWSErrorHandler.common_error_handler("describe the AMI")
 @AWSRetry.jittered_backoff(retries=10)
 def describe_image(ec2, image_id):
-    images = ec2.describe_images(ImageIds=[image_id]).get("Images", [])
+    try:
+        images = ec2.describe_images(ImageIds=[image_id]).get("Images", [])
+    except is_boto3_error_code(["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"]):
+        images = []  # AWS answers an unknown (well-formed) ID with this error, not an empty list
     if not images:
         raise FleetError(f"AMI {image_id} does not exist (image_id).")
     return images[0]

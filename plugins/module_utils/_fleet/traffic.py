@@ -79,6 +79,12 @@ def validate_desired(desired, backend="alb"):
     if (to_version is None) == (weights is None):
         raise FleetError("Give either to_version (with percent) or weights, not both and not neither.")
     if to_version is not None:
+        if isinstance(to_version, (int, float)) and not isinstance(to_version, bool):
+            # YAML turns `to_version: 1.10` into the float 1.1: refuse rather than shift to another version.
+            raise FleetError(
+                f"to_version must be a version string or a target group ARN; got the number {to_version!r}. "
+                f"Quote it in YAML (to_version: '{to_version}')."
+            )
         to_version = str(to_version)
         percent = desired.get("percent")
         percent = 100 if percent is None else percent
@@ -121,6 +127,10 @@ def _record_key(name):
     return name if name.endswith(".") else name + "."
 
 
+ROUTE53_DEFAULT_TTL = 60
+ROUTE53_MAX_TTL = 2147483647  # Route53's limit for a record's TTL
+
+
 def _route53_point(spec):
     record_type = (spec.get("record_type") or "A").upper()
     if record_type not in ROUTE53_RECORD_TYPES:
@@ -128,12 +138,16 @@ def _route53_point(spec):
     for option in ("zone_id", "record_name"):
         if not spec.get(option):
             raise FleetError(f"route53.{option} is required.")
+    ttl = spec.get("ttl")
+    ttl = ROUTE53_DEFAULT_TTL if ttl is None else ttl
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= ROUTE53_MAX_TTL:
+        raise FleetError(f"route53.ttl must be a whole number of seconds from 0 to {ROUTE53_MAX_TTL}; got {ttl!r}.")
     return {
         "type": "route53",
         "zone_id": spec["zone_id"],
         "record_name": _record_key(spec["record_name"]),
         "record_type": record_type,
-        "ttl": int(spec.get("ttl") or 60),
+        "ttl": ttl,
         "targets": dict(spec.get("targets") or {}),
     }
 
