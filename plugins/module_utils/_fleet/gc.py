@@ -266,6 +266,9 @@ def _image_actions(records, remaining):
     used_images = {
         r["launch_template"]["image_id"] for r in remaining if r.get("launch_template") and r["launch_template"].get("image_id")
     }
+    # An AMI that is a kept version's own image stays even when no remaining launch template
+    # uses it (for example a protected version that is only an AMI so far).
+    used_images |= {r["ami"]["id"] for r in remaining if r.get("ami") and r["ami"].get("id")}
     kept_snapshots = {s for r in remaining if r.get("ami") and r["ami"].get("owned") for s in r["ami"].get("snapshot_ids", [])}
     images, snapshots = [], []
     seen = set()
