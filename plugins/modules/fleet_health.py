@@ -115,6 +115,15 @@ options:
       - Seconds between two polls.
     type: float
     default: 5
+  watch_seconds:
+    description:
+      - Watch mode, for canary pauses and the post-shift watch of a release. Once the fleet is healthy (within
+        O(timeout)), keep polling every O(poll_interval) for this many seconds, and fail at the first poll that
+        is not healthy - an alarm in C(ALARM), healthy targets below O(min_healthy_percent), an instance being
+        replaced, a failing HTTP check - with that poll's reason and RV(watch_failed=true).
+      - V(0) (the default) returns as soon as the fleet is healthy. Ignored with O(wait=false).
+    type: float
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -145,6 +154,15 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "healthy after {{ gate.time_to_healthy }} s"
 
+- name: Canary pause - watch 1.4.2 for 5 minutes, failing at the first alarm or unhealthy target
+  cattle.aws.fleet_health:
+    app: shop
+    environment: prod
+    version: 1.4.2
+    alarm_name_prefix: shop-prod-
+    poll_interval: 10
+    watch_seconds: 300
+
 - name: Gate with an HTTP check through a test listener and a set of alarms
   cattle.aws.fleet_health:
     auto_scaling_group_name: shop-prod-1.4.2
@@ -170,6 +188,15 @@ healthy:
   type: bool
 timed_out:
   description: Whether the gate gave up because O(timeout) passed.
+  returned: always
+  type: bool
+watched:
+  description: Seconds the healthy fleet was watched (O(watch_seconds)); V(0) without a watch.
+  returned: always
+  type: float
+  sample: 60.0
+watch_failed:
+  description: Whether the fleet was healthy, then failed a poll during the watch (O(watch_seconds)).
   returned: always
   type: bool
 time_to_healthy:
@@ -280,6 +307,7 @@ def main():
         alarm_names=dict(type="list", elements="str", default=[]),
         alarm_name_prefix=dict(type="str"),
         wait=dict(type="bool", default=True),
+        watch_seconds=dict(type="float", default=0),
         timeout=dict(type="int", default=600),
         poll_interval=dict(type="float", default=5),
     )
@@ -311,13 +339,15 @@ def main():
         )
         result = wait_healthy(
             client, spec, timeout=params["timeout"], poll_interval=params["poll_interval"], wait=params["wait"],
-            http_get=make_http_get(spec["http_checks"]),
+            http_get=make_http_get(spec["http_checks"]), watch_seconds=params["watch_seconds"],
         )
     except FleetError as e:
         module.fail_json(msg=e.msg, **e.details)
     except AnsibleAWSError as e:
         module.fail_json_aws_error(e)
 
+    if result["watch_failed"]:
+        module.fail_json(msg=f"The fleet failed the watch {result['summary']}", **result)
     if result["status"] == "failed":
         module.fail_json(msg=f"The fleet failed its health gate after {result['elapsed']} s: {result['summary']}", **result)
     if result["timed_out"]:

@@ -204,6 +204,52 @@ def test_wait_false_observes_once(monkeypatch):
     assert result["polls"] == 1 and result["status"] == "waiting" and not result["timed_out"]
 
 
+def test_watch_keeps_polling_a_healthy_fleet_for_watch_seconds(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(health, "observe", lambda clients, s, http_get=None, http_state=None: observation())
+    result = health.wait_healthy(None, spec(), timeout=60, poll_interval=2, clock=clock, sleep=clock.sleep,
+                                 watch_seconds=5)
+    assert result["healthy"] and not result["watch_failed"]
+    assert result["polls"] == 4  # healthy at t=0, watched at 2, 4, 5
+    assert result["watched"] == 5 and result["time_to_healthy"] == 0 and result["elapsed"] == 5
+
+
+def test_watch_fails_at_the_first_poll_with_an_alarm(monkeypatch):
+    clock = FakeClock()
+
+    def observe(clients, s, http_get=None, http_state=None):
+        state = "ALARM" if clock.now >= 3 else "OK"
+        return observation(alarms={"shop-5xx": {"StateValue": state, "StateReason": "Threshold Crossed: 5xx > 10"}})
+
+    monkeypatch.setattr(health, "observe", observe)
+    result = health.wait_healthy(None, spec(alarm_names=["shop-5xx"]), timeout=60, poll_interval=1, clock=clock,
+                                 sleep=clock.sleep, watch_seconds=30)
+    assert result["status"] == "failed" and result["watch_failed"] and not result["healthy"]
+    assert result["elapsed"] == 3 and result["watched"] == 3 and result["polls"] == 4
+    assert result["summary"].startswith("after 3.0 s of the 30 s watch: alarms: alarms in ALARM: shop-5xx: Threshold Crossed")
+
+
+def test_watch_fails_when_healthy_targets_drop_below_the_threshold(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(health, "observe", lambda clients, s, http_get=None, http_state=None: observation(
+        targets=[target("i-1"), target("i-2", "unhealthy" if clock.now >= 4 else "healthy", "Target.Timeout")]))
+    result = health.wait_healthy(None, spec(), timeout=60, poll_interval=2, clock=clock, sleep=clock.sleep,
+                                 watch_seconds=10)
+    assert result["watch_failed"] and result["status"] == "failed" and result["watched"] == 4
+    assert "i-2 unhealthy (Target.Timeout)" in result["summary"]
+
+
+def test_watch_waits_for_healthy_first_and_is_ignored_without_wait(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(health, "observe", lambda clients, s, http_get=None, http_state=None: observation(
+        targets=[target("i-1"), target("i-2", "healthy" if clock.now >= 3 else "initial")]))
+    result = health.wait_healthy(None, spec(), timeout=60, poll_interval=2, clock=clock, sleep=clock.sleep,
+                                 watch_seconds=4)
+    assert result["healthy"] and result["time_to_healthy"] == 4 and result["watched"] == 4 and result["elapsed"] == 8
+    once = health.wait_healthy(None, spec(), wait=False, watch_seconds=4)
+    assert once["polls"] == 1 and once["watched"] == 0
+
+
 # ---------------------------------------------------------------------------------------- ami
 
 

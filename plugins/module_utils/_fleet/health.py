@@ -336,17 +336,30 @@ def evaluate(observation, spec):
 # --------------------------------------------------------------------------------------------
 
 
-def wait_healthy(clients, spec, timeout=600, poll_interval=5, wait=True, http_get=None, clock=time.monotonic, sleep=time.sleep):
-    """Poll until healthy, failed or timed out; return a result dict (``status`` says which)."""
+def wait_healthy(clients, spec, timeout=600, poll_interval=5, wait=True, http_get=None, clock=time.monotonic, sleep=time.sleep,
+                 watch_seconds=0):
+    """Poll until healthy, failed or timed out; return a result dict (``status`` says which).
+
+    With ``watch_seconds`` > 0, a fleet seen healthy is then watched: polled every
+    ``poll_interval`` for ``watch_seconds`` more seconds, and the first poll that is not healthy
+    (an alarm in ALARM, healthy targets below the threshold, an instance being replaced...) ends
+    the call with status ``failed``, ``watch_failed`` true and that poll's summary.
+    """
     start = clock()
     deadline = start + float(timeout)
     http_state = {}
     polls = 0
+    watch_end = None
+    time_to_healthy = None
     while True:
         observation = observe(clients, spec, http_get=http_get, http_state=http_state)
         polls += 1
         status, checks, summary = evaluate(observation, spec)
         now = clock()
+        if watch_end is not None and status != STATUS_HEALTHY:
+            # Watching: anything but healthy is a failure, at once.
+            status = STATUS_FAILED
+            summary = f"after {round(now - watch_start, 1)} s of the {watch_seconds} s watch: {summary}"
         group = observation["groups"][0] if len(observation["groups"]) == 1 else {}
         result = {
             "status": status,
@@ -361,7 +374,23 @@ def wait_healthy(clients, spec, timeout=600, poll_interval=5, wait=True, http_ge
             "instances": instance_summary(group, observation["target_health"]) if group else [],
             "time_to_healthy": round(now - start, 3) if status == STATUS_HEALTHY else None,
             "timed_out": False,
+            "watched": 0.0,
+            "watch_failed": False,
         }
+        if watch_end is not None:
+            result["time_to_healthy"] = time_to_healthy
+            result["watched"] = round(now - watch_start, 3)
+            result["watch_failed"] = status != STATUS_HEALTHY
+            if status != STATUS_HEALTHY or now >= watch_end:
+                return result
+            sleep(max(0.0, min(float(poll_interval), watch_end - now)))
+            continue
+        if status == STATUS_HEALTHY and watch_seconds and float(watch_seconds) > 0 and wait:
+            time_to_healthy = result["time_to_healthy"]
+            watch_start = now
+            watch_end = now + float(watch_seconds)
+            sleep(max(0.0, min(float(poll_interval), watch_end - now)))
+            continue
         if status != STATUS_WAITING:
             return result
         if not wait or now >= deadline:

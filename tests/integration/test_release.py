@@ -1,0 +1,133 @@
+"""playbooks/release.yml through ansible-playbook against the local endpoint: the releases that succeed,
+validation and the lock. Failures, rollbacks and the rollback playbook: test_release_rollback.py.
+
+Each test builds the network with boto3 (VPC, two subnets, security group, ALB with an HTTP:80
+listener answering a fixed 503) and releases with ami_id = the endpoint's seeded AMI, so no bake
+runs (except in the Packer test).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+
+import pytest
+
+from helpers.release import AMI, RELEASE, groups, lock_value, make_stack, ok, progress_lines, release, report, weights
+
+pytestmark = pytest.mark.integration
+
+
+def test_first_then_second_release_instant(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    out = ok(release(aws, run_playbook, stack, "1.0.0"))
+    assert weights(aws, stack) == {"1.0.0": 100}
+    assert progress_lines(out)[:6] == ["validate", "lock", "bake", "provision", "initialization", "health"]
+    assert "[shop/test 1.0.0] provision done in" in out and "(elapsed" in out
+    assert lock_value(aws) is None
+    first, html = report(stack)
+    assert first["result"] == "success" and first["version"] == "1.0.0" and first["previous_version"] is None
+    assert "<svg" in html
+
+    stack["report_dir"] = str(tmp_path / "report2")
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.1.0"), extra_env={"ANSIBLE_SHOW_CUSTOM_STATS": "True"})
+    assert rc == 0, out + err
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    asgs = groups(aws)
+    assert asgs["1.0.0"]["DesiredCapacity"] == 2, "the previous version is kept running for a rollback"
+    assert asgs["1.1.0"]["DesiredCapacity"] == 2 and asgs["1.1.0"]["MinSize"] == 2
+    assert lock_value(aws) is None
+    second, _html = report(stack)
+    assert second["result"] == "success" and second["previous_version"] == "1.0.0"
+    assert second["strategy"] == "instant"
+    phases = {p["name"]: p for p in second["timeline"]["phases"]}
+    assert {"validate", "lock", "provision", "initialization", "health", "shift", "cleanup"} <= set(phases)
+    assert second["cost"]["currency"] == "USD" and second["cost"]["cost"] != "unknown"
+    assert "released in" in out and "1.1.0 is live, 1.0.0 kept for a rollback" in out
+    # set_stats for AWX workflows (the default callback prints them with ANSIBLE_SHOW_CUSTOM_STATS).
+    stats = json.loads(re.search(r"CUSTOM STATS: \*+\s*RUN: (\{.*\})", out, re.S).group(1))
+    assert stats["cattle_release_version"] == "1.1.0" and stats["cattle_release_result"] == "success"
+    assert stats["cattle_release_app"] == "shop" and stats["cattle_release_environment"] == "test"
+    assert stats["cattle_release_previous_version"] == "1.0.0" and stats["cattle_release_currency"] == "USD"
+    assert {"provision", "initialization", "health", "shift", "cleanup"} <= set(stats["cattle_release_durations"])
+    assert stats["cattle_release_total_seconds"] > 0 and stats["cattle_release_overlap_seconds"] > 0
+    assert stats["cattle_release_cost"] == second["cost"]["cost"] or abs(stats["cattle_release_cost"] - second["cost"]["cost"]) < 1e-4
+
+    # The same command again changes nothing and succeeds.
+    stack["report_dir"] = str(tmp_path / "report3")
+    ok(release(aws, run_playbook, stack, "1.1.0"))
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+
+
+def test_validation_fails_before_any_change(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    aws.clear_calls()
+    rc, out = release(aws, run_playbook, stack, "1.0.0", strategy="canary",
+                      canary={"steps": [50, 10, 90], "pause_seconds": 0})
+    assert rc != 0
+    assert "canary.steps: [50, 10, 90] must end at 100" in out
+    assert "must be strictly ascending" in out
+    rc, out = release(aws, run_playbook, stack, None)
+    assert rc != 0 and "version is required" in out
+    rc, out = release(aws, run_playbook, stack, "1.0.0", strategy="blue")
+    assert rc != 0 and "strategy" in out
+    rc, out = release(aws, run_playbook, stack, "1.0.0", rule_arn=stack["listener_arn"].replace(":listener/", ":listener-rule/") + "/abc")
+    assert rc != 0 and "exactly one of listener_arn and rule_arn" in out
+    bad = stack["listener_arn"][:-4] + "0000"
+    rc, out = release(aws, run_playbook, stack, "1.0.0", listener_arn=bad)
+    assert rc != 0 and f"listener_arn: {bad} was not found" in out
+    assert aws.mutating_calls() == []
+
+
+def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_module, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    held = run_module(aws, "cattle.aws.stack_lock", dict(app="shop", environment="test", version="0.9.0",
+                                                         holder="alice@ci:42"))
+    assert held.get("failed") is not True, held
+    aws.clear_calls()
+    started = time.monotonic()
+    rc, out = release(aws, run_playbook, stack, "1.0.0")
+    assert rc != 0 and "locked by alice@ci:42" in out
+    assert time.monotonic() - started < 30
+    assert [c for c in aws.mutating_calls() if c[0] != "ssm"] == []
+    assert groups(aws) == {}
+    assert lock_value(aws)["holder"] == "alice@ci:42", "the other run's lock is left alone"
+
+
+def test_canary_release_in_steps(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    stack["report_dir"] = str(tmp_path / "canary")
+    out = ok(release(aws, run_playbook, stack, "1.1.0", strategy="canary",
+                     canary={"steps": [10, 50, 100], "pause_seconds": 1}, bake_seconds=1))
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    steps = re.findall(r"canary step (\d+) % done \(elapsed \d+ s\): weights (\{[^}]*\})(, watched 1 s)?", out)
+    assert [(int(p), json.loads(w.replace('\\"', '"')), bool(watched)) for p, w, watched in steps] == [
+        (10, {"1.0.0": 90, "1.1.0": 10}, True),
+        (50, {"1.0.0": 50, "1.1.0": 50}, True),
+        (100, {"1.0.0": 0, "1.1.0": 100}, False),
+    ]
+    assert "watch done in" in out
+    canary, html = report(stack)
+    assert canary["strategy"] == "canary" and canary["result"] == "success"
+    assert {"shift", "watch"} <= {p["name"] for p in canary["timeline"]["phases"]}
+    assert "<svg" in html
+
+
+@pytest.mark.skipif(shutil.which("packer") is None, reason="packer is not installed (make packer)")
+def test_release_bakes_the_ami_with_packer(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    del stack["ami_id"]
+    stack["packer"] = {"source_ami": AMI}
+    out = ok(release(aws, run_playbook, stack, "1.0.0"))
+    assert re.search(r"\[shop/test 1\.0\.0\] bake done in \d+ s: ami-[0-9a-f]+", out), out
+    ec2 = aws.client("ec2")
+    [image] = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:cattle:version", "Values": ["1.0.0"]}])["Images"]
+    [lt] = ec2.describe_launch_templates(Filters=[{"Name": "tag:cattle:version", "Values": ["1.0.0"]}])["LaunchTemplates"]
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateId=lt["LaunchTemplateId"])["LaunchTemplateVersions"]
+    assert version["LaunchTemplateData"]["ImageId"] == image["ImageId"]
+    assert weights(aws, stack) == {"1.0.0": 100}
+    baked, _html = report(stack)
+    assert "bake" in {p["name"] for p in baked["timeline"]["phases"] if not p.get("skipped")}

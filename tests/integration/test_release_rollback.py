@@ -1,0 +1,123 @@
+"""playbooks/release.yml failing and rolling back, and playbooks/rollback.yml, against the local endpoint.
+
+Faults are injected on the in-process endpoint (threaded_aws) by patching moto's target health;
+alarms are fired with CloudWatch set_alarm_state while the release runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from helpers.release import ROLLBACK, groups, lock_value, make_stack, ok, patch_unhealthy, release, report, weights
+
+pytestmark = pytest.mark.integration
+
+
+def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_playbook, tmp_path, monkeypatch):
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    patch_unhealthy(monkeypatch, "1-1-0")
+
+    stack["report_dir"] = str(tmp_path / "failed")
+    rc, out = release(aws, run_playbook, stack, "1.1.0", health={"timeout": 3, "poll_interval": 1})
+    assert rc != 0
+    assert "Release of 1.1.0 FAILED in phase health (Gate the new fleet" in out
+    assert "unhealthy (Target.ResponseCodeMismatch)" in out
+    assert "traffic back on 1.0.0" in out and "1.1.0 tagged cattle:status=failed and scaled to zero" in out
+    assert weights(aws, stack) == {"1.0.0": 100, "1.1.0": 0}
+    asgs = groups(aws)
+    assert asgs["1.1.0"]["DesiredCapacity"] == 0 and asgs["1.1.0"]["MinSize"] == 0
+    assert asgs["1.1.0"]["tags"]["cattle:status"] == "failed"
+    assert asgs["1.1.0"]["SuspendedProcesses"] == []
+    assert asgs["1.0.0"]["DesiredCapacity"] == 2
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["result"] == "rolled_back" and failed["failed_phase"] == "health"
+    assert "Target.ResponseCodeMismatch" in failed["failure_reason"]
+    assert "rollback" in {p["name"] for p in failed["timeline"]["phases"]}
+
+    # The cause is fixed: the same command releases the same version.
+    monkeypatch.undo()
+    stack["report_dir"] = str(tmp_path / "retry")
+    out = ok(release(aws, run_playbook, stack, "1.1.0"))
+    assert "it failed before: its failed mark is cleared" in out
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    asgs = groups(aws)
+    assert "cattle:status" not in asgs["1.1.0"]["tags"] and asgs["1.1.0"]["DesiredCapacity"] == 2
+
+    # retry_failed=false refuses a version marked failed, before any change.
+    patch_unhealthy(monkeypatch, "1-2-0")
+    rc, out = release(aws, run_playbook, stack, "1.2.0", health={"timeout": 2, "poll_interval": 1})
+    assert rc != 0 and groups(aws)["1.2.0"]["tags"]["cattle:status"] == "failed"
+    aws.clear_calls()
+    rc, out = release(aws, run_playbook, stack, "1.2.0", retry_failed=False)
+    assert rc != 0 and "Version 1.2.0 failed before and retry_failed is false: release a new version" in out
+    assert [c for c in aws.mutating_calls() if c[0] != "ssm"] == []
+    assert lock_value(aws) is None
+
+
+def test_alarm_during_the_canary_rolls_back(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    cloudwatch = aws.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="shop-test-5xx", MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
+        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=10, ComparisonOperator="GreaterThanThreshold")
+    stack["report_dir"] = str(tmp_path / "alarm")
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(run=release(
+        aws, run_playbook, stack, "1.1.0", strategy="canary", canary={"steps": [10, 100], "pause_seconds": 300},
+        health={"timeout": 60, "poll_interval": 1, "alarm_names": ["shop-test-5xx"]})))
+    started = time.monotonic()
+    runner.start()
+    while runner.is_alive() and weights(aws, stack).get("1.1.0") != 10:
+        assert time.monotonic() - started < 300, "the canary never reached 10 %"
+        time.sleep(0.3)
+    cloudwatch.set_alarm_state(AlarmName="shop-test-5xx", StateValue="ALARM",
+                               StateReason="Threshold Crossed: 42 5xx responses")
+    alarm_at = time.monotonic()
+    runner.join(timeout=300)
+    # The rest of the run (rollback, report, unlock) takes seconds; the pause would take 300.
+    assert time.monotonic() - alarm_at < 120, "the watch must stop at the first poll that sees the alarm"
+    rc, out = result["run"]
+    assert rc != 0
+    assert "Release of 1.1.0 FAILED in phase shift" in out and "shop-test-5xx: Threshold Crossed: 42 5xx responses" in out
+    assert weights(aws, stack) == {"1.0.0": 100, "1.1.0": 0}
+    asgs = groups(aws)
+    assert asgs["1.1.0"]["DesiredCapacity"] == 0 and asgs["1.1.0"]["tags"]["cattle:status"] == "failed"
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["result"] == "rolled_back" and failed["failed_phase"] == "shift"
+
+
+def test_rollback_to_a_version_scaled_to_zero(aws, run_playbook, run_module, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    ok(release(aws, run_playbook, stack, "1.1.0"))
+    scaled = run_module(aws, "cattle.aws.immutable_fleet", dict(app="shop", environment="test", version="1.0.0",
+                                                                capacity={"min": 0, "max": 0, "desired": 0}))
+    assert scaled.get("failed") is not True, scaled
+    assert groups(aws)["1.0.0"]["DesiredCapacity"] == 0
+
+    stack["report_dir"] = str(tmp_path / "rollback")
+    out = ok(release(aws, run_playbook, stack, None, playbook=ROLLBACK))
+    assert "rolling back from 1.1.0 to 1.0.0" in out and "it has no instances" in out
+    assert weights(aws, stack) == {"1.0.0": 100, "1.1.0": 0}
+    asgs = groups(aws)
+    assert asgs["1.0.0"]["DesiredCapacity"] == 2 and asgs["1.0.0"]["MinSize"] == 2
+    assert asgs["1.1.0"]["DesiredCapacity"] == 2
+    assert lock_value(aws) is None
+    rolled, _html = report(stack)
+    assert rolled["version"] == "1.0.0" and rolled["previous_version"] == "1.1.0" and rolled["result"] == "success"
+    assert {"initialization", "health", "shift"} <= {p["name"] for p in rolled["timeline"]["phases"]}
+
+    # Forward again to a given version: nothing to scale, one write.
+    out = ok(release(aws, run_playbook, stack, "1.1.0", playbook=ROLLBACK))
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    rc, out = release(aws, run_playbook, stack, "9.9.9", playbook=ROLLBACK)
+    assert rc != 0 and "version: 9.9.9 has no complete fleet" in out
+    assert lock_value(aws) is None
