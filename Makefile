@@ -23,6 +23,7 @@ demo: venv packer collection
 ## test: every test there is — unit, integration (local endpoint), sanity, lint, changelog
 test: venv packer collection
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python tools/check_iam_policy.py build/api-calls docs/iam-policy.json
 	$(MAKE) --no-print-directory sanity lint changelog-lint
 
 venv: $(VENV)/.installed
