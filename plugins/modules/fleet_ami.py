@@ -132,6 +132,7 @@ from ansible_collections.cattle.aws.plugins.module_utils._fleet.ami import image
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.ami import tag_image
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.tags import ownership_tags
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 
 def run(ec2, params, check_mode):
@@ -158,6 +159,7 @@ def main():
         cleanup_on_failure=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    identify(module)
     ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     try:
         result = run(ec2, module.params, module.check_mode)

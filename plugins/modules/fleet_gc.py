@@ -195,6 +195,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.gc import run_gc
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 SERVICES = ("ec2", "autoscaling", "elbv2", "resourcegroupstaggingapi")
 
@@ -213,6 +214,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    identify(module)
     params = module.params
     try:
         clients = {service: module.client(service) for service in SERVICES}

@@ -43,8 +43,9 @@ options:
     type: str
   version:
     description:
-      - Release version of the fleet to gate.
-    type: str
+      - Release version of the fleet to gate. Quote it in YAML; a number (V(1.10) is read as V(1.1)) is
+        refused.
+    type: raw
   auto_scaling_group_name:
     description:
       - Name of the auto scaling group to gate, instead of finding it by O(app), O(environment) and O(version).
@@ -267,6 +268,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.health import build_spec
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.health import wait_healthy
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 
 def make_http_get(checks):
@@ -287,7 +289,7 @@ def main():
     argument_spec = dict(
         app=dict(type="str"),
         environment=dict(type="str"),
-        version=dict(type="str"),
+        version=dict(type="raw"),
         auto_scaling_group_name=dict(type="str"),
         target_group_arns=dict(type="list", elements="str"),
         min_healthy_percent=dict(type="int", default=100),
@@ -317,6 +319,7 @@ def main():
         required_one_of=[("auto_scaling_group_name", "version")],
         required_by={"version": "app"},
     )
+    identify(module)
     params = module.params
     clients = {}
 

@@ -430,6 +430,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.info_api import describe_fleets
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 
 def main():
@@ -441,6 +442,7 @@ def main():
         drift=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    identify(module)
 
     clients = {}
 

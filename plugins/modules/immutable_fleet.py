@@ -447,6 +447,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.fleet import build_desired
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.fleet import ensure_fleet
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 SERVICES = ("ec2", "autoscaling", "elbv2", "resourcegroupstaggingapi")
 
@@ -514,6 +515,7 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
     )
+    identify(module)
     try:
         # Every input check before any AWS call; whether the fleet exists (needed without the spec
         # options) is checked after the reads, before any change.

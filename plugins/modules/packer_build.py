@@ -162,6 +162,7 @@ from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import Fl
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.naming import validate_version
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.packer import bake
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.packer import template_vars
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 _CREDENTIAL_ENV = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
@@ -202,6 +203,7 @@ def main():
         mutually_exclusive=[("template", "template_content")],
         required_one_of=[("template", "template_content")],
     )
+    identify(module)
     params = module.params
     region, endpoint_url, boto_params = get_aws_connection_info(module)
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_EC2") or os.environ.get("AWS_ENDPOINT_URL")

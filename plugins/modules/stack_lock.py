@@ -212,6 +212,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.lock import acquire
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.lock import release
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 
 def default_holder():
@@ -238,6 +239,7 @@ def main():
         parameter_prefix=dict(type="str", default="/cattle/locks"),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    identify(module)
     p = module.params
     common = dict(app=p["app"], environment=p["environment"], token=p["token"], force=p["force_unlock"],
                   prefix=p["parameter_prefix"], check_mode=module.check_mode)

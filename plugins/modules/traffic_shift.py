@@ -256,6 +256,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.traffic import shift_traffic
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
 
 
 def main():
@@ -284,6 +285,7 @@ def main():
         mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights"], ["percent", "weights"]],
         required_by={"percent": "to_version"},
     )
+    identify(module)
     params = module.params
     clients = {}
 

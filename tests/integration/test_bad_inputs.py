@@ -131,7 +131,7 @@ CASES = [
      "mutually exclusive"),
     ("shift-to-version-and-weights", TS, lambda s: alb(s, to_version="1.1", weights={"1.0": 1}), "to_version",
      "mutually exclusive"),
-    ("shift-neither-to-version-nor-weights", TS, lambda s: alb(s), "weights", "one of the following is required"),
+    ("shift-neither-to-version-nor-weights", TS, alb, "weights", "one of the following is required"),
     ("shift-no-traffic-point", TS, lambda s: {"app": "shop", "environment": "prod", "to_version": "1.1"},
      "listener_arn", "one of the following is required"),
     ("shift-listener-and-rule", TS, lambda s: alb(s, rule_arn=s["rule"], to_version="1.1"), "rule_arn",
@@ -205,7 +205,7 @@ CASES = [
      "tags", "reserved prefixes"),
     ("packer-template-and-content", PACKER, lambda s: packer(s, template="/tmp/t.json", template_content="{}"),
      "template_content", "mutually exclusive"),
-    ("packer-no-template", PACKER, lambda s: packer(s), "template", "one of the following is required"),
+    ("packer-no-template", PACKER, packer, "template", "one of the following is required"),
     ("packer-version-yaml-float", PACKER, lambda s: packer(s, version=1.10, template_content="{}"), "version",
      "quote it"),
     ("packer-template-missing", PACKER, lambda s: packer(s, template="/nonexistent/app.pkr.json"), "template",
@@ -215,10 +215,7 @@ CASES = [
 CATALOGUE_SIZE = len(CASES)
 
 # Known gaps, reported: strict, so the test fails (remove the entry) once the module is fixed.
-KNOWN_GAPS = {
-    "health-version-yaml-float": "fleet_health declares version as type str: ansible turns 1.10 into '1.1' "
-                                 "before the module sees it, so it gates version 1.1 (fix: type raw, as the other modules)",
-}
+KNOWN_GAPS = {}
 PARAMS = [pytest.param(*case, id=case[0], marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case[0]])]
                        if case[0] in KNOWN_GAPS else []) for case in CASES]
 

@@ -179,6 +179,19 @@ def test_resume_after_half_built_fleet(aws, run_module, fleet):
     assert run_module(aws, MODULE, _args(aws))["changed"] is False
 
 
+def test_resume_reattaches_a_detached_target_group(aws, run_module, fleet):
+    # A run that stopped between detaching the target group and deleting the fleet (state=absent).
+    arn = fleet["fleet"]["target_group_arn"]
+    aws.client("autoscaling").detach_load_balancer_target_groups(AutoScalingGroupName=NAME, TargetGroupARNs=[arn])
+    aws.clear_calls()
+
+    result = run_module(aws, MODULE, _args(aws))
+    assert result["changed"] is True, result.get("msg")
+    assert [a["action"] for a in result["actions"]] == ["attach_target_group"]
+    assert aws.mutating_calls() == [("autoscaling", "AttachLoadBalancerTargetGroups")]
+    assert _group(aws)["TargetGroupARNs"] == [arn]
+
+
 def _listener(aws, forward_to):
     subnets, _vpc = _subnets(aws)
     elbv2 = aws.client("elbv2")

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 

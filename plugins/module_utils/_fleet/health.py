@@ -34,6 +34,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from .errors import FleetAWSErrorHandler
 from .errors import FleetError
+from .naming import validate_version
 from .tags import autoscaling_filters
 
 STATUS_HEALTHY = "healthy"
@@ -106,6 +107,8 @@ def build_spec(app=None, environment=None, version=None, auto_scaling_group_name
     """Validate the gate's inputs; return the spec dict used by observe/evaluate."""
     if not auto_scaling_group_name and not (app and version):
         raise FleetError("Give auto_scaling_group_name, or app (with environment) and version, to find the fleet to gate.")
+    if version is not None:
+        version = validate_version(version)
     if not 0 <= int(min_healthy_percent) <= 100:
         raise FleetError(f"min_healthy_percent must be between 0 and 100; got {min_healthy_percent}.")
     checks = []
