@@ -263,12 +263,11 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.health import build_spec
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.health import wait_healthy
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 
 def make_http_get(checks):
@@ -319,14 +318,8 @@ def main():
         required_one_of=[("auto_scaling_group_name", "version")],
         required_by={"version": "app"},
     )
-    identify(module)
+    client = client_factory(module)
     params = module.params
-    clients = {}
-
-    def client(service):
-        if service not in clients:
-            clients[service] = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
-        return clients[service]
 
     try:
         spec = build_spec(

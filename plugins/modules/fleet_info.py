@@ -426,11 +426,10 @@ drift:
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.info_api import describe_fleets
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 
 def main():
@@ -442,15 +441,7 @@ def main():
         drift=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    identify(module)
-
-    clients = {}
-
-    def client(service):
-        # Created on first use: a stack without target groups never needs elbv2.
-        if service not in clients:
-            clients[service] = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
-        return clients[service]
+    client = client_factory(module)
 
     try:
         stack = describe_fleets(

@@ -252,11 +252,10 @@ health:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.traffic import shift_traffic
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 
 def main():
@@ -285,14 +284,8 @@ def main():
         mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights"], ["percent", "weights"]],
         required_by={"percent": "to_version"},
     )
-    identify(module)
+    client = client_factory(module)
     params = module.params
-    clients = {}
-
-    def client(service):
-        if service not in clients:
-            clients[service] = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
-        return clients[service]
 
     desired = {k: params[k] for k in ("to_version", "percent", "weights", "prune_zero")}
     try:

@@ -8,6 +8,8 @@
 
 """What every cattle.aws module does before it makes AWS clients."""
 
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
 USER_AGENT = "cattle.aws/0.1.0"
 
 
@@ -22,3 +24,17 @@ def identify(module):
     if not extra or USER_AGENT not in extra:
         config["user_agent_extra"] = f"{extra} {USER_AGENT}" if extra else USER_AGENT
     module.params["aws_config"] = config
+
+
+def client_factory(module):
+    """``client(service)``: the module's boto3 client for ``service``, made on first use (a stack
+    without target groups never needs elbv2), with amazon.aws' jittered retries, identified."""
+    identify(module)
+    clients = {}
+
+    def client(service):
+        if service not in clients:
+            clients[service] = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
+        return clients[service]
+
+    return client
