@@ -55,6 +55,15 @@ options:
     description: Extra variables; non-string values are passed as JSON text.
     type: dict
     default: {}
+  sensitive_vars:
+    description:
+      - Extra variables whose values are secrets (tokens, passwords), added to the var file after O(vars).
+      - Never shown in the module's arguments or results (C(no_log)), masked as C(********) in Packer's output
+        returned on failure and in the build log written to O(work_dir); the var file is readable by its owner only.
+      - Declare them C(sensitive) in the template too (C(sensitive-variables) in JSON, C(sensitive = true) in HCL2)
+        so that Packer masks them in its own debug log.
+    type: dict
+    default: {}
   work_dir:
     description: Directory for the var file, the manifest, Packer's output and its debug log (created if needed).
     type: path
@@ -106,6 +115,8 @@ EXAMPLES = r"""
     template: packer/shop.pkr.hcl
     vars:
       base_image: ami-0123456789abcdef0
+    sensitive_vars:
+      artifact_token: "{{ vault_artifact_token }}"
     work_dir: /tmp/bake/shop-prod-1.4.2
   register: bake
 
@@ -190,6 +201,7 @@ def main():
         template=dict(type="path"),
         template_content=dict(type="str"),
         vars=dict(type="dict", default={}),
+        sensitive_vars=dict(type="dict", default={}, no_log=True),
         work_dir=dict(type="path", required=True),
         manifest_path=dict(type="path"),
         packer_path=dict(type="str", default="packer"),
@@ -220,12 +232,14 @@ def main():
         elif not os.path.exists(template):
             raise FleetError(f"The Packer template {template} does not exist (template).")
         variables = template_vars(
-            params["app"], params["environment"], params["version"], region, endpoint_url, manifest_path, params["vars"]
+            params["app"], params["environment"], params["version"], region, endpoint_url, manifest_path,
+            dict(params["vars"], **params["sensitive_vars"]),
         )
+        secrets = [variables[str(name)] for name in params["sensitive_vars"]]
         result = bake(
             params["packer_path"], template, work_dir, variables, region, manifest_path, plugins=params["plugins"],
             env=packer_environment(region, boto_params), build_timeout=params["build_timeout"],
-            log_lines=params["log_lines"], check_mode=module.check_mode,
+            log_lines=params["log_lines"], check_mode=module.check_mode, secrets=secrets,
         )
     except FleetError as e:
         module.fail_json(msg=e.msg, **e.details)

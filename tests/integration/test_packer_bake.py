@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import uuid
 
 import pytest
 
@@ -28,7 +29,7 @@ PLAY = """
 """
 
 
-def _bake(aws, run_playbook, tmp_path, **extra):
+def _bake(aws, run_playbook, tmp_path, verbosity=0, **extra):
     play = tmp_path / "bake.yml"
     play.write_text(PLAY)
     result = tmp_path / "result.json"
@@ -43,7 +44,7 @@ def _bake(aws, run_playbook, tmp_path, **extra):
         "result_path": str(result),
         **extra,
     }
-    rc, out, err = run_playbook(aws, play, extra_vars)
+    rc, out, err = run_playbook(aws, play, extra_vars, verbosity=verbosity)
     facts = json.loads(result.read_text()) if result.exists() else None
     return rc, out + err, facts
 
@@ -108,11 +109,19 @@ def test_broken_template_fails_with_packers_message(aws, run_playbook, tmp_path)
 
 def test_build_failure_shows_packers_log(aws, run_playbook, tmp_path):
     # A source AMI that does not exist: validate passes, the build fails in AWS.
-    rc, out, facts = _bake(aws, run_playbook, tmp_path, packer_bake_source_ami="ami-0000000000000dead")
+    secret = "artifact-token-" + uuid.uuid4().hex
+    rc, out, facts = _bake(aws, run_playbook, tmp_path, verbosity=3, packer_bake_source_ami="ami-0000000000000dead",
+                           packer_bake_sensitive_vars={"artifact_token": secret})
     assert rc != 0
     assert "packer build failed" in out
     assert "Last lines of Packer's output" in out
     assert str(tmp_path / "work") in out and "packer-build.log" in out
+    # The sensitive variable reached Packer, in a file only its owner reads, and nowhere else.
+    [var_file] = (tmp_path / "work").glob("*/cattle.pkrvars.json")
+    assert json.loads(var_file.read_text())["artifact_token"] == secret
+    assert var_file.stat().st_mode & 0o777 == 0o600
+    assert secret not in out, "a sensitive variable was shown in the output (-vvv)"
+    assert all(secret not in p.read_text() for p in (tmp_path / "work").glob("*/packer-build.log"))
     images = aws.client("ec2").describe_images(Owners=["self"])["Images"]
     assert images == []
 

@@ -29,6 +29,7 @@ MODULES = REPO_ROOT / "plugins" / "modules"
 # (module, option) -> required no_log value, and why.
 NO_LOG = {
     ("immutable_fleet", "user_data"): True,  # boot scripts carry passwords and keys
+    ("packer_build", "sensitive_vars"): True,  # tokens and passwords the bake needs
     # Not secrets, declared no_log=False on purpose (ansible-test flags their names):
     ("immutable_fleet", "key_name"): False,  # the NAME of an EC2 key pair, not key material
     # The lock token proves which run holds the stack lock; it is returned to the playbook (which

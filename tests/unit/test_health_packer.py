@@ -102,3 +102,23 @@ def test_missing_manifest(tmp_path):
 def test_missing_packer(tmp_path):
     with pytest.raises(FleetError, match="apt-get install packer"):
         packer.bake(str(tmp_path / "nope"), "t.json", str(tmp_path / "w"), {}, "us-east-1", "m", env={})
+
+
+def test_sensitive_values_are_masked_in_messages_and_logs(tmp_path):
+    class Echoing(FakePacker):
+        def __call__(self, argv, cwd, env, timeout):
+            self.calls.append(argv[1])
+            if argv[1] == "version":
+                return 0, self.version, ""
+            if argv[1] == "build":
+                return 1, "using token s3cr3t-value and s3cr3t", "Error: s3cr3t-value rejected"
+            return 0, "ok", ""
+
+    with pytest.raises(FleetError) as e:
+        _bake(tmp_path, Echoing(), secrets=["s3cr3t-value", "s3cr3t", ""])
+    assert "s3cr3t" not in e.value.msg
+    assert "using token ******** and ********" in e.value.msg and "Error: ******** rejected" in e.value.msg
+    log = (tmp_path / "w" / "packer-build.log").read_text()
+    assert "s3cr3t" not in log and "********" in log
+    var_file = tmp_path / "w" / "cattle.pkrvars.json"
+    assert var_file.stat().st_mode & 0o777 == 0o600

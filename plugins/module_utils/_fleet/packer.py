@@ -93,6 +93,18 @@ def tail(text, lines):
     return "\n".join((text or "").strip().splitlines()[-int(lines):])
 
 
+def masker(secrets):
+    """A function hiding every secret value in a text (Packer's output may echo variables)."""
+    values = sorted({str(v) for v in secrets if v not in (None, "")}, key=len, reverse=True)
+
+    def mask(text):
+        for value in values:
+            text = text.replace(value, "********")
+        return text
+
+    return mask
+
+
 def _run(argv, cwd, env, timeout):
     try:
         proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -104,27 +116,38 @@ def _run(argv, cwd, env, timeout):
 
 
 def bake(packer_path, template, work_dir, variables, region, manifest_path, plugins=(), env=None,
-         build_timeout=3600, log_lines=30, check_mode=False, runner=_run):
-    """Run Packer; return a result dict with ``ami_id``. FleetError with Packer's own lines on failure."""
+         build_timeout=3600, log_lines=30, check_mode=False, runner=_run, secrets=()):
+    """Run Packer; return a result dict with ``ami_id``. FleetError with Packer's own lines on failure.
+
+    ``secrets``: values (of sensitive variables) masked in every message and in the build log written.
+    """
+    mask = masker(secrets)
+
+    def run(argv, cwd, env, timeout):
+        rc, out, err = runner(argv, cwd, env, timeout)
+        return rc, mask(out or ""), mask(err or "")
+
     env = dict(os.environ if env is None else env)
     env.setdefault("CHECKPOINT_DISABLE", "1")
     os.makedirs(work_dir, mode=0o700, exist_ok=True)
     result = {"work_dir": work_dir, "template": template, "manifest_path": manifest_path, "commands": []}
 
-    rc, out, err = runner([packer_path, "version"], work_dir, env, 60)
+    rc, out, err = run([packer_path, "version"], work_dir, env, 60)
     version = parse_version(out)
     if rc != 0 or version is None:
         raise FleetError(f"Packer is needed to bake the AMI but '{packer_path} version' failed: {tail(out + err, 5)}. {INSTALL_HINT}")
     result["packer_version"] = ".".join(str(x) for x in version)
 
     var_file = os.path.join(work_dir, "cattle.pkrvars.json")
-    with open(var_file, "w", encoding="utf-8") as f:
+    # Only the user may read it: it may hold sensitive variables.
+    with os.fdopen(os.open(var_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
+        os.chmod(var_file, 0o600)
         json.dump(variables, f, indent=2, sort_keys=True)
     result["var_file"] = var_file
 
     def step(argv, timeout, failure):
         result["commands"].append(" ".join(argv))
-        rc, out, err = runner(argv, work_dir, env, timeout)
+        rc, out, err = run(argv, work_dir, env, timeout)
         if rc != 0:
             raise FleetError(failure(out, err), packer_output=(out + err).splitlines()[-int(log_lines):], **{
                 k: result[k] for k in ("packer_version", "var_file", "work_dir")})
@@ -153,7 +176,7 @@ def bake(packer_path, template, work_dir, variables, region, manifest_path, plug
     argv = [packer_path, "build", "-color=false", f"-var-file={var_file}", template]
     result["commands"].append(" ".join(argv))
     try:
-        rc, out, err = runner(argv, work_dir, build_env, build_timeout)
+        rc, out, err = run(argv, work_dir, build_env, build_timeout)
     except subprocess.TimeoutExpired as e:
         raise FleetError(f"packer build did not finish within {build_timeout} s (build_timeout). Debug log: {debug_log}") from e
     with open(log_path, "w", encoding="utf-8") as f:
