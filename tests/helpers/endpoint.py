@@ -11,6 +11,7 @@ from botocore.config import Config
 
 REGION = "us-east-1"
 READ_PREFIXES = ("Describe", "List", "Get")
+OBSERVER_MARK = "cattle-test-observer"  # helpers.observer's user agent mark
 
 
 def is_mutating(action: str) -> bool:
@@ -69,8 +70,12 @@ class Endpoint:
         self._request("/moto-api/reset", "POST")
 
     def call_log(self) -> list[dict[str, Any]]:
-        """Recorded calls as dicts: service, action, method, path, status."""
-        return self._request("/_cattle/calls")
+        """Recorded calls as dicts: service, action, method, path, status, user_agent, time.
+
+        The zero-downtime observer's own reads (helpers.observer, user agent mark
+        ``cattle-test-observer``) are left out: they run in a background thread during a test
+        and are not calls of the code under test."""
+        return [c for c in self._request("/_cattle/calls") if OBSERVER_MARK not in (c.get("user_agent") or "")]
 
     def calls(self) -> list[tuple[str, str]]:
         """[(service, action), ...] in request order since the last clear_calls()."""
