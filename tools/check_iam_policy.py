@@ -44,6 +44,7 @@ IMPLIED = {
     # Tags given at creation are authorized as tagging actions.
     "ec2:CreateLaunchTemplate": ["ec2:CreateTags"],
     "elasticloadbalancing:CreateTargetGroup": ["elasticloadbalancing:AddTags"],
+    "elasticloadbalancing:CreateRule": ["elasticloadbalancing:AddTags"],  # attach rules are created with Tags
     "ssm:PutParameter": ["ssm:AddTagsToResource"],  # the lock parameter is created with Tags
     "autoscaling:CreateAutoScalingGroup": [
         "autoscaling:CreateOrUpdateTags",

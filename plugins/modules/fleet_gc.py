@@ -177,7 +177,7 @@ actions:
     - The plan, in the order it is (or would be) applied. Each action has C(action) and C(version),
       plus the identifiers of what it touches.
     - C(action) is one of V(leave_traffic), V(detach_target_group), V(wait_for_drain),
-      V(delete_auto_scaling_group), V(delete_target_group), V(delete_launch_template),
+      V(delete_auto_scaling_group), V(delete_attach_rule), V(delete_target_group), V(delete_launch_template),
       V(deregister_image), V(delete_snapshot), V(scale_to_zero).
   returned: always
   type: list

@@ -344,6 +344,19 @@ fleets:
     live:
       description: Whether this is the live version.
       type: bool
+    attach_rules:
+      description:
+        - The cattle.aws attach rules of this version - listener rules that attach its target group to
+          the load balancer without any traffic (a first release before its shift, see
+          M(cattle.aws.traffic_shift)). They are not traffic points - the version's RV(fleets[].weight)
+          stays 0 and RV(fleets[].serving) false - but the load balancer health-checks the target group.
+        - Each has rule_arn, listener_arn, priority, version and target_group_arn.
+      type: list
+      elements: dict
+      sample: [{"version": "1.0.0", "priority": "50000",
+                "rule_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/0123456789abcdef/0123456789abcdef/0123456789abcdef",
+                "listener_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/0123456789abcdef/0123456789abcdef",
+                "target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-prod-1-0-0-0a1b2c3d/0123456789abcdef"}]
 live_version:
   description: >-
     The version with the highest weight above 0 on the deciding traffic point (ties go to the
@@ -375,6 +388,13 @@ foreign_target_groups:
     Target groups that are not the stack's but share a listener default action or rule with the
     stack's target groups (arn, name, weight, percent, and where: type, listener_arn, rule_arn,
     load_balancer_arn, priority, point_arn, total_weight).
+  returned: always
+  type: list
+  elements: dict
+attach_rules:
+  description: >-
+    Every attach rule of the stack (see RV(fleets[].attach_rules)); found on the load balancers the
+    stack's target groups are attached to.
   returned: always
   type: list
   elements: dict

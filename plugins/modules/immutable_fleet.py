@@ -31,8 +31,10 @@ description:
     changed or deleted; O(state=present) fails naming them, O(state=absent) leaves them alone and
     reports them in RV(foreign).
   - With O(state=absent), the target group is detached from the auto scaling group, then the auto scaling
-    group (and its instances), the target group and the launch template are deleted. The module refuses
-    while any load balancer listener or rule forwards to the target group.
+    group (and its instances), the version's attach rules (listener rules of cattle.aws that attach the
+    target group without traffic, see M(cattle.aws.traffic_shift); only rules with the stack's ownership
+    tags), the target group and the launch template are deleted. The module refuses while any other load
+    balancer listener or rule forwards to the target group.
 author:
   - cattle.aws developers (@cattle-aws)
 options:
@@ -411,8 +413,8 @@ actions:
     - The planned (check mode) or applied actions, in order; empty when nothing had to change.
     - Each has an C(action) key, one of C(create_launch_template), C(create_target_group),
       C(create_auto_scaling_group), C(attach_target_group), C(tag_status), C(update_capacity),
-      C(detach_target_group), C(delete_auto_scaling_group), C(delete_target_group), C(delete_launch_template), and
-      the names it acts on.
+      C(detach_target_group), C(delete_auto_scaling_group), C(delete_attach_rule), C(delete_target_group),
+      C(delete_launch_template), and the names it acts on.
       - C(tag_status) has C(resource) (C(auto_scaling_group), C(target_group) or C(launch_template)), C(name) and
         C(status) (V(failed) adds C(cattle:status=failed), V(active) removes it).
   returned: always

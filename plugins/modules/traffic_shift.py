@@ -18,6 +18,19 @@ description:
   - Attach a new version at weight 0 (O(percent=0)) so that the load balancer starts
     health-checking its target group; switch instantly (O(percent=100)); shift in steps
     (for example 10, 50, 100); roll back (O(to_version) = the previous version, O(percent=100)).
+  - B(Attach rule) - O(percent=0) on a listener or rule whose action is not a forward yet (a fixed
+    response or a redirect, as before the first release) does not touch that action. It creates an
+    I(attach rule) instead - a rule on the same listener that forwards to the version's target
+    group, whose only condition is an C(http-header) C(X-Cattle-Attach) equal to 64 random hex
+    characters that no request carries, at the lowest free priority (50000 down), tagged with the
+    version's ownership tags and C(cattle:role=attach-rule). No request is routed by it, but the
+    load balancer health-checks the target group from then on (targets of a group that no
+    listener or rule uses stay C(unused)), so a health gate can run before any traffic moves. The
+    listener keeps answering its fixed response untouched.
+  - Once a version is in the forward action (the first real shift replaces the fixed response),
+    its attach rules are deleted, after the write and its read-back. O(detach) deletes the attach
+    rules of the given versions and changes nothing else (a first release that failed its gate).
+    Only rules carrying the stack's ownership tags and C(cattle:role=attach-rule) are ever deleted.
   - The version that loses all its traffic stays in the forward action at weight 0, so that a
     rollback is one write too.
   - B(Guard) - right before the write, every target group whose share of the traffic grows must
@@ -44,7 +57,8 @@ description:
   - Limits are checked before any API call - ALB weights 0 to 999, Route53 weights 0 to 255, at
     most 5 target groups in a forward action.
   - Needs C(elasticloadbalancing:DescribeListeners), C(DescribeRules), C(DescribeTargetHealth),
-    C(ModifyListener) or C(ModifyRule); for Route53 C(route53:ListResourceRecordSets),
+    C(ModifyListener) or C(ModifyRule), and for attach rules C(CreateRule), C(DeleteRule),
+    C(AddTags) (tags on create) and C(DescribeTags); for Route53 C(route53:ListResourceRecordSets),
     C(ChangeResourceRecordSets) and C(GetChange); and the discovery permissions of
     M(cattle.aws.fleet_info).
 author:
@@ -94,18 +108,29 @@ options:
       - The version to give O(percent) of the traffic to; the live version gets the rest.
       - May be the ARN of a target group the stack does not own that the action forwards to
         (rollback to the application served before the first release).
-      - Mutually exclusive with O(weights).
+      - Mutually exclusive with O(weights) and O(detach).
       - A string. A YAML number is refused (V(1.10) would be read as V(1.1)), so quote it.
     type: raw
   percent:
     description:
       - Share of the traffic for O(to_version), 0 to 100. Defaults to 100 when O(to_version) is given.
+      - V(0) on an action that is not a forward yet creates an attach rule (see the description)
+        instead of refusing, since there is no other version to give the traffic to.
     type: float
   weights:
     description:
       - Explicit weights, version (or the ARN of a target group the stack does not own) to weight;
         every other version of the stack gets 0. Quote versions in YAML (V('1.10')).
     type: dict
+  detach:
+    description:
+      - Versions whose attach rules to delete; the listener's actions and the weights are not
+        changed. Mutually exclusive with O(to_version) and O(weights). ALB only.
+      - Versions in the forward action have no attach rule (it is deleted by the shift that puts
+        them there); a version without attach rule is no change.
+      - Strings; YAML numbers are refused, quote them.
+    type: list
+    elements: raw
   prune_zero:
     description:
       - Remove the stack's weight-0 target groups (record sets) from the action, except the
@@ -126,7 +151,9 @@ attributes:
     description: The diff shows the weights (and a replaced action) before and after.
   idempotent:
     support: full
-    description: Reports a change only when the weights (or the action type) really change.
+    description: >-
+      Reports a change only when the weights (or the action type) really change, or an attach
+      rule is created or deleted; an existing attach rule of the version is reused.
 extends_documentation_fragment:
   - cattle.aws.stack
   - amazon.aws.common.modules
@@ -142,6 +169,21 @@ EXAMPLES = r"""
     listener_arn: "{{ listener_arn }}"
     to_version: "1.5.0"
     percent: 0
+
+- name: First release - attach 1.0.0 without traffic (attach rule); the listener keeps its 503
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    listener_arn: "{{ listener_arn }}"
+    to_version: "1.0.0"
+    percent: 0
+
+- name: First release failed its gate - delete 1.0.0's attach rule, the listener untouched
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    listener_arn: "{{ listener_arn }}"
+    detach: ["1.0.0"]
 
 - name: Canary - 10 percent to 1.5.0
   cattle.aws.traffic_shift:
@@ -213,13 +255,43 @@ previous_version:
   sample: "1.4.2"
 actions:
   description:
-    - The write made (planned in check mode); empty when nothing changes. Each item has
-      C(action) (V(modify_listener), V(modify_rule) or V(change_resource_record_sets)) and, for
-      an ALB, C(arn) and C(target_groups) (C(key), C(target_group_arn), C(name), C(weight)), for
-      Route53 C(zone_id), C(record_name), C(record_type) and C(changes).
+    - The writes made (planned in check mode), in order; empty when nothing changes. Each item has
+      C(action) (V(modify_listener), V(modify_rule), V(change_resource_record_sets),
+      V(create_attach_rule) or V(delete_attach_rule)) and, for a forward write, C(arn) and
+      C(target_groups) (C(key), C(target_group_arn), C(name), C(weight)), for Route53 C(zone_id),
+      C(record_name), C(record_type) and C(changes), for an attach rule C(version),
+      C(listener_arn), C(priority), C(target_group_arn) and C(rule_arn) (V(null) for a rule that
+      check mode would create).
   returned: always
   type: list
   elements: dict
+attach_rules:
+  description:
+    - The stack's attach rules after the call (planned ones in check mode) - listener rules that
+      attach a version's target group to the load balancer without any traffic.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    version:
+      description: The version whose target group the rule attaches.
+      type: str
+    rule_arn:
+      description: ARN of the rule; V(null) for a rule that check mode would create.
+      type: str
+    listener_arn:
+      description: The listener the rule belongs to.
+      type: str
+    priority:
+      description: The rule's priority.
+      type: str
+    target_group_arn:
+      description: The target group the rule forwards to.
+      type: str
+  sample: [{"version": "1.0.0", "priority": "50000",
+            "rule_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/0123456789abcdef/0123456789abcdef/0123456789abcdef",
+            "listener_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/0123456789abcdef/0123456789abcdef",
+            "target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-prod-1-0-0-0a1b2c3d/0123456789abcdef"}]
 health:
   description: Health of the target groups whose share of the traffic grows, checked before the write.
   returned: always
@@ -274,20 +346,22 @@ def main():
         to_version=dict(type="raw"),
         percent=dict(type="float"),
         weights=dict(type="dict"),
+        detach=dict(type="list", elements="raw"),
         prune_zero=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        required_one_of=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights"]],
-        mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights"], ["percent", "weights"]],
+        required_one_of=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights", "detach"]],
+        mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights", "detach"],
+                            ["percent", "weights"]],
         required_by={"percent": "to_version"},
     )
     client = client_factory(module)
     params = module.params
 
-    desired = {k: params[k] for k in ("to_version", "percent", "weights", "prune_zero")}
+    desired = {k: params[k] for k in ("to_version", "percent", "weights", "detach", "prune_zero")}
     try:
         result, warnings = shift_traffic(
             client, params["app"], params["environment"], listener_arn=params["listener_arn"],
@@ -301,10 +375,15 @@ def main():
 
     for warning in warnings:
         module.warn(warning)
+    attach_before = result.pop("attach_rules_before")
     before = {"weights": result["before"]}
+    after = {"weights": result["after"]}
     if result["replaced_action"]:
         before["replaced_action"] = result["replaced_action"]
-    result["diff"] = {"before": before, "after": {"weights": result["after"]}}
+    if attach_before or result["attach_rules"]:
+        before["attach_rules"] = {a["version"]: a["priority"] for a in attach_before}
+        after["attach_rules"] = {a["version"]: a["priority"] for a in result["attach_rules"]}
+    result["diff"] = {"before": before, "after": after}
     module.exit_json(**result)
 
 

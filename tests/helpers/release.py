@@ -122,3 +122,39 @@ def patch_unhealthy(monkeypatch, tg_name_part, reason="Target.ResponseCodeMismat
                                        "Health checks failed with these codes: [500]")
 
     monkeypatch.setattr(models.FakeTargetGroup, "health_for", health_for)
+
+
+def patch_target_health_like_aws(monkeypatch, listener_arn):
+    """Targets of a target group that no listener or rule uses are `unused` (AWS runs no health check
+    then; moto says `healthy`). Returns a list that gets the type of the listener's first default
+    action each time a target's health is read while its group is in use (what answered the
+    listener's requests while the group was health-checked)."""
+    from moto.elbv2 import models
+
+    original = models.FakeTargetGroup.health_for
+    seen = []
+
+    def health_for(self, target, ec2_backend):
+        status = original(self, target, ec2_backend)
+        if status.status != "healthy":
+            return status
+        if not self.load_balancer_arns:
+            return models.FakeHealthStatus(target["Id"], status.port, self.health_check_port, "unused",
+                                           "Target.NotInUse", "Target group is not configured to receive traffic "
+                                           "from the load balancer")
+        for backend in models.elbv2_backends.values():
+            for region_backend in backend.values():
+                for balancer in region_backend.load_balancers.values():
+                    listener = balancer.listeners.get(listener_arn)
+                    if listener is not None:
+                        action = listener.default_actions[0]
+                        seen.append(action.type if hasattr(action, "type") else action["Type"])
+        return status
+
+    monkeypatch.setattr(models.FakeTargetGroup, "health_for", health_for)
+    return seen
+
+
+def listener_rules(aws, listener_arn):
+    """The listener's non-default rules."""
+    return [r for r in aws.client("elbv2").describe_rules(ListenerArn=listener_arn)["Rules"] if not r["IsDefault"]]

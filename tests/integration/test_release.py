@@ -20,8 +20,9 @@ from helpers.release import AMI, RELEASE, groups, lock_value, make_stack, ok, pr
 pytestmark = pytest.mark.integration
 
 
-def test_first_then_second_release_instant(aws, run_playbook, tmp_path):
+def test_first_then_second_release_instant(aws, run_playbook, tmp_path, observe_traffic):
     stack = make_stack(aws, tmp_path)
+    observe_traffic(aws, stack)  # zero downtime through every release of the test
     out = ok(release(aws, run_playbook, stack, "1.0.0"))
     assert weights(aws, stack) == {"1.0.0": 100}
     assert progress_lines(out)[:6] == ["validate", "lock", "bake", "provision", "initialization", "health"]
@@ -54,6 +55,7 @@ def test_first_then_second_release_instant(aws, run_playbook, tmp_path):
     assert {"provision", "initialization", "health", "shift", "cleanup"} <= set(stats["cattle_release_durations"])
     assert stats["cattle_release_total_seconds"] > 0 and stats["cattle_release_overlap_seconds"] > 0
     assert stats["cattle_release_cost"] == second["cost"]["cost"] or abs(stats["cattle_release_cost"] - second["cost"]["cost"]) < 1e-4
+    assert stats["cattle_release_stacks"] == {"shop/test": {k: v for k, v in stats.items() if k != "cattle_release_stacks"}}
 
     # The same command again changes nothing and succeeds.
     stack["report_dir"] = str(tmp_path / "report3")
@@ -96,8 +98,9 @@ def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_
     assert lock_value(aws)["holder"] == "alice@ci:42", "the other run's lock is left alone"
 
 
-def test_canary_release_in_steps(aws, run_playbook, tmp_path):
+def test_canary_release_in_steps(aws, run_playbook, tmp_path, observe_traffic):
     stack = make_stack(aws, tmp_path)
+    observe_traffic(aws, stack)
     ok(release(aws, run_playbook, stack, "1.0.0"))
     stack["report_dir"] = str(tmp_path / "canary")
     out = ok(release(aws, run_playbook, stack, "1.1.0", strategy="canary",
@@ -117,8 +120,9 @@ def test_canary_release_in_steps(aws, run_playbook, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("packer") is None, reason="packer is not installed (make packer)")
-def test_release_bakes_the_ami_with_packer(aws, run_playbook, tmp_path):
+def test_release_bakes_the_ami_with_packer(aws, run_playbook, tmp_path, observe_traffic):
     stack = make_stack(aws, tmp_path)
+    observe_traffic(aws, stack)
     del stack["ami_id"]
     stack["packer"] = {"source_ami": AMI}
     out = ok(release(aws, run_playbook, stack, "1.0.0"))
@@ -131,3 +135,22 @@ def test_release_bakes_the_ami_with_packer(aws, run_playbook, tmp_path):
     assert weights(aws, stack) == {"1.0.0": 100}
     baked, _html = report(stack)
     assert "bake" in {p["name"] for p in baked["timeline"]["phases"] if not p.get("skipped")}
+
+
+def test_first_release_is_gated_behind_the_fixed_503_then_forwards_all(threaded_aws, run_playbook, tmp_path, monkeypatch):
+    """#7: the ALB health-checks the first version through an attach rule while the listener still
+    answers its fixed 503 (targets of a group no listener uses are `unused` on AWS, so the gate could
+    not pass otherwise); the shift replaces the 503 in one guarded write and deletes the rule."""
+    from helpers.release import listener_rules, patch_target_health_like_aws
+
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    seen = patch_target_health_like_aws(monkeypatch, stack["listener_arn"])
+    out = ok(release(aws, run_playbook, stack, "1.0.0"))
+    assert "attached without traffic by the attach rule at priority 50000" in out
+    assert seen and seen[0] == "fixed-response", seen  # the gate saw health while the 503 answered
+    assert "FORCED" not in out
+    assert weights(aws, stack) == {"1.0.0": 100}
+    assert listener_rules(aws, stack["listener_arn"]) == []
+    first, _html = report(stack)
+    assert first["result"] == "success" and first["weights"][0]["weights"] == {"1.0.0": 0}

@@ -16,9 +16,11 @@ from helpers.release import ROLLBACK, groups, lock_value, make_stack, ok, patch_
 pytestmark = pytest.mark.integration
 
 
-def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_playbook, tmp_path, monkeypatch):
+def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_playbook, tmp_path, monkeypatch,
+                                                              observe_traffic):
     aws = threaded_aws
     stack = make_stack(aws, tmp_path)
+    observe_traffic(aws, stack)  # zero downtime through every release, failure and rollback of the test
     ok(release(aws, run_playbook, stack, "1.0.0"))
     patch_unhealthy(monkeypatch, "1-1-0")
 
@@ -60,8 +62,9 @@ def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_
     assert lock_value(aws) is None
 
 
-def test_alarm_during_the_canary_rolls_back(aws, run_playbook, tmp_path):
+def test_alarm_during_the_canary_rolls_back(aws, run_playbook, tmp_path, observe_traffic):
     stack = make_stack(aws, tmp_path)
+    observe_traffic(aws, stack)
     ok(release(aws, run_playbook, stack, "1.0.0"))
     cloudwatch = aws.client("cloudwatch")
     cloudwatch.put_metric_alarm(
@@ -94,8 +97,9 @@ def test_alarm_during_the_canary_rolls_back(aws, run_playbook, tmp_path):
     assert failed["result"] == "rolled_back" and failed["failed_phase"] == "shift"
 
 
-def test_rollback_to_a_version_scaled_to_zero(aws, run_playbook, run_module, tmp_path):
+def test_rollback_to_a_version_scaled_to_zero(aws, run_playbook, run_module, tmp_path, observe_traffic):
     stack = make_stack(aws, tmp_path)
+    observe_traffic(aws, stack)
     ok(release(aws, run_playbook, stack, "1.0.0"))
     ok(release(aws, run_playbook, stack, "1.1.0"))
     scaled = run_module(aws, "cattle.aws.immutable_fleet", dict(app="shop", environment="test", version="1.0.0",
@@ -121,3 +125,72 @@ def test_rollback_to_a_version_scaled_to_zero(aws, run_playbook, run_module, tmp
     rc, out = release(aws, run_playbook, stack, "9.9.9", playbook=ROLLBACK)
     assert rc != 0 and "version: 9.9.9 has no complete fleet" in out
     assert lock_value(aws) is None
+
+
+def test_a_first_release_failing_its_gate_never_touches_the_listener(threaded_aws, run_playbook, tmp_path, monkeypatch):
+    """#7: a first release attaches the new version by an attach rule, so the ALB health-checks it
+    while the listener keeps its fixed 503; failing the gate deletes that rule and changes nothing else."""
+    from helpers.release import listener_rules, patch_target_health_like_aws
+
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    listener_before = aws.client("elbv2").describe_listeners(ListenerArns=[stack["listener_arn"]])["Listeners"][0]
+    seen = patch_target_health_like_aws(monkeypatch, stack["listener_arn"])
+    patch_unhealthy(monkeypatch, "1-0-0")
+
+    rc, out = release(aws, run_playbook, stack, "1.0.0", health={"timeout": 3, "poll_interval": 1})
+    assert rc != 0
+    assert "Release of 1.0.0 FAILED in phase health (Gate the new fleet" in out
+    # unhealthy, not unused: the load balancer did health-check the group (through the attach rule).
+    assert "unhealthy (Target.ResponseCodeMismatch)" in out and "unused" not in out
+    assert seen and set(seen) == {"fixed-response"}, seen
+    assert "first release: the listener was never changed" in out and "the attach rule of 1.0.0 is deleted" in out
+    assert "forwards to the failed version" not in out
+    listener = aws.client("elbv2").describe_listeners(ListenerArns=[stack["listener_arn"]])["Listeners"][0]
+    assert listener["DefaultActions"] == listener_before["DefaultActions"]
+    assert listener["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] == "503"
+    assert listener_rules(aws, stack["listener_arn"]) == []
+    asgs = groups(aws)
+    assert asgs["1.0.0"]["DesiredCapacity"] == 0 and asgs["1.0.0"]["tags"]["cattle:status"] == "failed"
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["result"] == "rolled_back" and failed["failed_phase"] == "health"
+
+
+def test_a_failed_cleanup_fails_the_release_without_rolling_back_and_a_rerun_finishes_it(
+        threaded_aws, run_playbook, run_module, tmp_path, monkeypatch):
+    """A release whose gate and shift passed is not rolled back when fleet_gc fails: the play fails
+    naming phase cleanup (non-zero rc), the new version stays live, and the same command finishes it."""
+    from moto.elbv2 import exceptions as elbv2_exceptions
+    from moto.elbv2 import models as elbv2_models
+
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path, keep=0)
+    old = run_module(aws, "cattle.aws.immutable_fleet", dict(
+        app="shop", environment="test", version="0.9.0", ami_id=stack["ami_id"], instance_type="t3.micro",
+        subnet_ids=stack["subnet_ids"], target_group=dict(stack["target_group"], vpc_id=stack["vpc_id"]),
+        capacity={"min": 0, "max": 1, "desired": 0}))
+    assert old.get("failed") is not True, old
+    original = elbv2_models.ELBv2Backend.delete_target_group
+
+    def delete_target_group(self, target_group_arn):
+        if "0-9-0" in target_group_arn:
+            raise elbv2_exceptions.ResourceInUseError("injected: the target group is in use")
+        return original(self, target_group_arn)
+
+    monkeypatch.setattr(elbv2_models.ELBv2Backend, "delete_target_group", delete_target_group)
+    rc, out = release(aws, run_playbook, stack, "1.0.0")
+    assert rc != 0
+    assert "Release of 1.0.0 FAILED in phase cleanup (fleet_gc)" in out and "injected" in out
+    assert "1.0.0 is live and stays live" in out and "Re-run the same command to finish the cleanup" in out
+    assert weights(aws, stack) == {"1.0.0": 100}
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["failed_phase"] == "cleanup" and failed["result"] == "success"
+
+    monkeypatch.undo()
+    stack["report_dir"] = str(tmp_path / "rerun")
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    assert "0.9.0" not in groups(aws) and weights(aws, stack) == {"1.0.0": 100}
+    names = [g["TargetGroupName"] for g in aws.client("elbv2").describe_target_groups()["TargetGroups"]]
+    assert not [n for n in names if "0-9-0" in n], names

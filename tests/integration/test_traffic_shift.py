@@ -89,7 +89,7 @@ def stack(aws):
 def _shift(run_module, aws, stack, check=False, diff=False, **args):
     base = {"app": "shop", "environment": "prod", "listener_arn": stack["listener"]}
     base.update(args)
-    return run_module(aws, MODULE, base, check=check, diff=diff)
+    return run_module(aws, MODULE, {k: v for k, v in base.items() if v is not None}, check=check, diff=diff)
 
 
 def test_first_release_attach_steps_switch_rollback(aws, run_module, stack):
@@ -281,3 +281,139 @@ def test_route53_weighted_switch(aws, run_module, stack):
     aws.clear_calls()
     result = run_module(aws, MODULE, args)
     assert result["changed"] is False and aws.mutating_calls() == []
+
+
+# ---- attach rules (#7): a version health-checked by the ALB without any traffic -------------
+
+
+def _rules(aws, listener):
+    """The listener's non-default rules, each with its tags as a dict."""
+    elbv2 = aws.client("elbv2")
+    rules = [r for r in elbv2.describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]
+    tags = {d["ResourceArn"]: {t["Key"]: t["Value"] for t in d["Tags"]}
+            for d in elbv2.describe_tags(ResourceArns=[r["RuleArn"] for r in rules])["TagDescriptions"]} if rules else {}
+    return [dict(r, tags=tags.get(r["RuleArn"], {})) for r in rules]
+
+
+def _load_balancers_of(aws, tg):
+    return aws.client("elbv2").describe_target_groups(TargetGroupArns=[tg])["TargetGroups"][0]["LoadBalancerArns"]
+
+
+def test_percent_zero_on_a_fixed_response_attaches_by_a_rule_then_the_shift_removes_it(aws, run_module, stack):
+    listener, tg10 = stack["listener"], stack["1.0"]
+    assert _load_balancers_of(aws, tg10) == []  # not used by the load balancer: AWS reports its targets `unused`
+
+    # Check mode: the planned attach rule, no mutating call.
+    result = _shift(run_module, aws, stack, check=True, diff=True, to_version="1.0", percent=0)
+    assert result["changed"] is True, result.get("msg")
+    assert [a["action"] for a in result["actions"]] == ["create_attach_rule"]
+    assert result["attach_rules"][0]["rule_arn"] is None and result["attach_rules"][0]["priority"] == "50000"
+    assert result["diff"]["after"]["attach_rules"] == {"1.0": "50000"}
+    assert aws.mutating_calls() == [] and _rules(aws, listener) == []
+
+    # Apply: one CreateRule; the listener's fixed 503 untouched; the ALB now uses the target group.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=0)
+    assert result["changed"] is True and result["before"] == {} and result["after"] == {}, result.get("msg")
+    assert result["live_version"] is None and result["health"] == []
+    assert aws.mutating_calls() == [("elbv2", "CreateRule")]
+    assert _listener_actions(aws, listener) == [dict(FIXED_503, FixedResponseConfig=FIXED_503["FixedResponseConfig"])]
+    [rule] = _rules(aws, listener)
+    assert rule["RuleArn"] == result["attach_rules"][0]["rule_arn"] and rule["Priority"] == "50000"
+    [condition] = rule["Conditions"]
+    assert condition["Field"] == "http-header" and condition["HttpHeaderConfig"]["HttpHeaderName"] == "X-Cattle-Attach"
+    [secret] = condition["HttpHeaderConfig"]["Values"]
+    assert len(secret) == 64 and int(secret, 16) >= 0
+    assert rule["Actions"][0]["Type"] == "forward" and _load_balancers_of(aws, tg10) == [stack["lb"]]
+    assert rule["tags"]["cattle:role"] == "attach-rule" and rule["tags"]["cattle:version"] == "1.0"
+    assert (rule["tags"]["cattle:app"], rule["tags"]["cattle:environment"], rule["tags"]["cattle:managed-by"]) == (
+        "shop", "prod", "cattle.aws")
+
+    # Idempotent: the rule is reused, no mutating call.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=0)
+    assert result["changed"] is False and result["actions"] == [], result
+    assert aws.mutating_calls() == []
+
+    # fleet_info: attached, not serving, not live.
+    info = run_module(aws, "cattle.aws.fleet_info", {"app": "shop", "environment": "prod", "health": False, "drift": False})
+    fleet = {f["version"]: f for f in info["fleets"]}["1.0"]
+    assert [a["rule_arn"] for a in fleet["attach_rules"]] == [rule["RuleArn"]] and info["attach_rules"][0]["version"] == "1.0"
+    assert fleet["weight"] == 0 and fleet["serving"] is False and fleet["traffic"] == [] and info["live_version"] is None
+    assert info["traffic_points"] == []
+
+    # The first shift replaces the 503 in one write (guarded: 1.0 has a healthy target, no force),
+    # then deletes the attach rule.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, diff=True, to_version="1.0", percent=100)
+    assert [a["action"] for a in result["actions"]] == ["modify_listener", "delete_attach_rule"], result.get("msg")
+    assert [h["key"] for h in result["health"]] == ["1.0"] and result["attach_rules"] == []
+    assert result["diff"]["before"]["attach_rules"] == {"1.0": "50000"} and result["diff"]["after"]["attach_rules"] == {}
+    assert aws.mutating_calls() == [("elbv2", "ModifyListener"), ("elbv2", "DeleteRule")]
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100} and _rules(aws, listener) == []
+    assert _load_balancers_of(aws, tg10) == [stack["lb"]]
+
+
+def test_attach_rule_on_a_rule_stack_and_never_deleting_a_rule_we_do_not_own(aws, run_module, stack):
+    elbv2 = aws.client("elbv2")
+    listener, tg11 = stack["listener"], stack["1.1"]
+    served = elbv2.create_rule(ListenerArn=listener, Priority=5, Conditions=[{"Field": "path-pattern", "Values": ["/shop/*"]}],
+                               Actions=[FIXED_503])["Rules"][0]["RuleArn"]
+    # A rule somebody else made, with our header but without our tags, at the top priority.
+    foreign = elbv2.create_rule(ListenerArn=listener, Priority=50000, Actions=[{"Type": "forward", "TargetGroupArn": tg11}],
+                                Conditions=[{"Field": "http-header", "HttpHeaderConfig": {
+                                    "HttpHeaderName": "X-Cattle-Attach", "Values": ["guess"]}}])["Rules"][0]["RuleArn"]
+    args = {"rule_arn": served, "listener_arn": None}
+
+    result = _shift(run_module, aws, stack, to_version="1.1", percent=0, **args)
+    assert [a["action"] for a in result["actions"]] == ["create_attach_rule"], result.get("msg")
+    ours = result["attach_rules"][0]["rule_arn"]
+    assert result["attach_rules"][0]["priority"] == "49999" and result["attach_rules"][0]["listener_arn"] == listener
+
+    # detach deletes ours only; the listener rule's fixed response is untouched.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, detach=["1.1"], **args)
+    assert result["changed"] is True and [a["rule_arn"] for a in result["actions"]] == [ours], result.get("msg")
+    assert aws.mutating_calls() == [("elbv2", "DeleteRule")]
+    assert {r["RuleArn"] for r in _rules(aws, listener)} == {served, foreign}
+    assert elbv2.describe_rules(RuleArns=[served])["Rules"][0]["Actions"][0]["Type"] == "fixed-response"
+    assert _shift(run_module, aws, stack, detach=["1.1"], **args)["changed"] is False
+
+    # immutable_fleet state=absent refuses while the foreign rule forwards to the group, and leaves it.
+    absent = {"app": "shop", "environment": "prod", "version": "1.1", "state": "absent"}
+    result = run_module(aws, "cattle.aws.immutable_fleet", absent)
+    assert result["failed"] is True and foreign in result["msg"], result
+    assert foreign in {r["RuleArn"] for r in _rules(aws, listener)}
+
+    # Without it: absent deletes our attach rule first (AWS refuses to delete a target group in use).
+    elbv2.delete_rule(RuleArn=foreign)
+    result = _shift(run_module, aws, stack, to_version="1.1", percent=0, **args)
+    assert result["changed"] is True, result.get("msg")
+    result = run_module(aws, "cattle.aws.immutable_fleet", absent)
+    assert result["changed"] is True, result.get("msg")
+    kinds = [a["action"] for a in result["actions"]]
+    assert kinds.index("delete_attach_rule") < kinds.index("delete_target_group")
+    assert {r["RuleArn"] for r in _rules(aws, listener)} == {served}
+    assert not [g for g in elbv2.describe_target_groups()["TargetGroups"] if g["TargetGroupArn"] == tg11]
+
+    # The first shift of the rule replaces its fixed response, keeps its condition and priority.
+    _shift(run_module, aws, stack, to_version="1.0", percent=0, **args)
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=100, **args)
+    assert [a["action"] for a in result["actions"]] == ["modify_rule", "delete_attach_rule"], result.get("msg")
+    described = elbv2.describe_rules(RuleArns=[served])["Rules"][0]
+    assert described["Priority"] == "5" and _weights(described["Actions"]) == {stack["1.0"]: 100}
+    assert {r["RuleArn"] for r in _rules(aws, listener)} == {served}
+
+
+def test_fleet_gc_deletes_the_attach_rule_before_the_target_group(aws, run_module, stack):
+    result = _shift(run_module, aws, stack, to_version="1.0", percent=0)
+    rule = result["attach_rules"][0]["rule_arn"]
+    check = run_module(aws, "cattle.aws.fleet_gc", {"app": "shop", "environment": "prod", "keep": 0}, check=True)
+    kinds = [(a["action"], a.get("version")) for a in check["actions"]]
+    assert ("delete_attach_rule", "1.0") in kinds, check
+    assert kinds.index(("delete_attach_rule", "1.0")) < kinds.index(("delete_target_group", "1.0"))
+    assert [r["RuleArn"] for r in _rules(aws, stack["listener"])] == [rule]
+
+    result = run_module(aws, "cattle.aws.fleet_gc", {"app": "shop", "environment": "prod", "keep": 0, "drain_timeout": 0})
+    assert result["changed"] is True and {d["version"] for d in result["deleted"]} == {"1.0", "1.1"}, result.get("msg")
+    assert _rules(aws, stack["listener"]) == [] and aws.client("elbv2").describe_target_groups()["TargetGroups"] == []

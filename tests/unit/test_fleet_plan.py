@@ -352,6 +352,18 @@ def test_wait_ignores_old_failures_and_times_out_with_counts():
     assert client.calls > 2
 
 
+def test_wait_timing_out_names_the_latest_failed_activity():
+    # Found by the fault matrix: a launch that failed between the group's creation (provision) and
+    # the wait (initialization) is in the baseline; the timeout must still name the cause.
+    client = FakeAutoScaling([], [{"ActivityId": "a2", "StatusCode": "Failed", "StatusMessage": "We currently do not "
+                                   "have sufficient t3.micro capacity. Launching EC2 instance failed."}])
+    now = [0.0]
+    with pytest.raises(FleetError, match=r"\(0 InService of 0\); run again to resume waiting\. Its latest failed scaling "
+                                         r"activity: We currently do not have sufficient t3.micro capacity"):
+        F.wait_for_capacity(client, "g", 2, 10, known_activities=None,
+                            sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+
+
 def test_wait_returns_when_desired_instances_are_in_service():
     client = FakeAutoScaling([{"InstanceId": "i-1", "LifecycleState": "InService"},
                               {"InstanceId": "i-2", "LifecycleState": "Terminating"}], [])

@@ -361,3 +361,80 @@ def test_route53_apply_waits_for_insync_then_reads_back():
     T.apply_plan({"route53": client}, obs, p, sleep=sleeps.append)
     assert client.get_change.call_count == 2 and sleeps == [T.ROUTE53_POLL_SECONDS] * 2
     assert len(client.change_resource_record_sets.call_args.kwargs["ChangeBatch"]["Changes"]) == 2
+
+
+# ---- attach rules (first release: percent=0 on a point that does not forward yet) ------------
+
+FIXED = [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}]
+RULE = LISTENER.replace(":listener/", ":listener-rule/") + "/9"
+
+
+def attach_rule(version, arn=RULE, priority="50000", target=None):
+    return {"rule_arn": arn, "listener_arn": LISTENER, "priority": priority, "version": version,
+            "target_group_arn": target or tg(version)}
+
+
+def attach_observed(actions, attach_rules=(), listener_rules=()):
+    o = observed(actions)
+    o["point"]["listener_arn"] = LISTENER
+    o["attach_rules"] = list(attach_rules)
+    o["listener_rules"] = list(listener_rules)
+    return o
+
+
+def test_percent_zero_on_a_fixed_response_plans_an_attach_rule_and_leaves_the_action():
+    p = T.plan_shift(attach_observed(FIXED, listener_rules=[{"Priority": "default"}, {"Priority": "50000"}]),
+                     {"to_version": "1.2", "percent": 0})
+    assert p["request"] is None and p["after"] == {} and p["raised"] == [] and p["live_version"] is None
+    assert [a["action"] for a in p["actions"]] == ["create_attach_rule"]
+    assert p["actions"][0]["priority"] == "49999" and p["actions"][0]["target_group_arn"] == tg("1.2")
+    assert p["actions"][0]["listener_arn"] == LISTENER and p["changed"] is True
+
+
+def test_attach_rule_is_reused_and_a_stale_one_replaced():
+    p = T.plan_shift(attach_observed(FIXED, [attach_rule("1.2")]), {"to_version": "1.2", "percent": 0})
+    assert p["changed"] is False and p["actions"] == [] and p["attach_rules"] == [attach_rule("1.2")]
+    stale = attach_rule("1.2", target=FOREIGN)
+    p = T.plan_shift(attach_observed(FIXED, [stale]), {"to_version": "1.2", "percent": 0})
+    assert [a["action"] for a in p["actions"]] == ["delete_attach_rule", "create_attach_rule"]
+
+
+def test_attach_needs_a_version_of_the_stack():
+    with pytest.raises(FleetError, match="Unknown version"):
+        T.plan_shift(attach_observed(FIXED), {"to_version": "9.9", "percent": 0})
+    with pytest.raises(FleetError, match="not a version of the stack"):
+        T.plan_shift(attach_observed(FIXED), {"to_version": FOREIGN, "percent": 0})
+
+
+def test_first_shift_replaces_the_fixed_response_then_deletes_the_attach_rule():
+    p = T.plan_shift(attach_observed(FIXED, [attach_rule("1.2"), attach_rule("1.1", arn=RULE + "1")]),
+                     {"to_version": "1.2", "percent": 100})
+    assert [a["action"] for a in p["actions"]] == ["modify_listener", "delete_attach_rule"]
+    assert p["actions"][1]["rule_arn"] == RULE and p["raised"] == ["1.2"]
+    assert [a["version"] for a in p["attach_rules"]] == ["1.1"]
+
+
+def test_a_shift_that_changes_no_weight_still_deletes_a_left_over_attach_rule():
+    p = T.plan_shift(attach_observed(forward((tg("1.2"), 100)), [attach_rule("1.2")]), {"to_version": "1.2", "percent": 100})
+    assert p["request"] is None and [a["action"] for a in p["actions"]] == ["delete_attach_rule"] and p["changed"]
+
+
+def test_detach_deletes_only_the_attach_rules_of_the_versions():
+    o = attach_observed(FIXED, [attach_rule("1.2"), attach_rule("1.1", arn=RULE + "1")])
+    p = T.plan_shift(o, {"detach": ["1.2"]})
+    assert p["request"] is None and [(a["action"], a["rule_arn"]) for a in p["actions"]] == [("delete_attach_rule", RULE)]
+    assert T.plan_shift(attach_observed(FIXED), {"detach": ["1.2"]})["changed"] is False
+    with pytest.raises(FleetError, match="Unknown version"):
+        T.plan_shift(o, {"detach": ["7.0"]})
+    with pytest.raises(FleetError, match="Quote"):
+        T.validate_desired({"detach": [1.2]})
+    with pytest.raises(FleetError, match="Route53"):
+        T.validate_desired({"detach": ["1.2"]}, "route53")
+
+
+def test_free_priority_searches_down_from_50000():
+    from ansible_collections.cattle.aws.plugins.module_utils._fleet import traffic_attach as A
+    assert A.free_priority([]) == 50000
+    assert A.free_priority([{"Priority": "default"}, {"Priority": "50000"}, {"Priority": "49999"}, {"Priority": "1"}]) == 49998
+    with pytest.raises(FleetError, match="no free rule priority"):
+        A.free_priority([{"Priority": str(p)} for p in range(1, 50001)])

@@ -12,6 +12,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 USER_AGENT = "cattle.aws/0.1.0"
 
+# Throttling answers amazon.aws' AWSRetry does not retry by itself: SSM (and the other JSON
+# services) answer ThrottlingException, the Resource Groups Tagging API ThrottledException.
+# (EC2's RequestLimitExceeded and the query services' Throttling are in AWSRetry's list.)
+THROTTLING_CODES = ["ThrottlingException", "ThrottledException"]
+
 
 def identify(module):
     """Add ``cattle.aws/<version>`` to the user agent of the clients the module makes.
@@ -34,7 +39,8 @@ def client_factory(module):
 
     def client(service):
         if service not in clients:
-            clients[service] = module.client(service, retry_decorator=AWSRetry.jittered_backoff())
+            clients[service] = module.client(
+                service, retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=THROTTLING_CODES))
         return clients[service]
 
     return client

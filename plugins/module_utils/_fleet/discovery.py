@@ -52,10 +52,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from .connection import THROTTLING_CODES
 from .errors import FleetAWSErrorHandler
 from .naming import fleet_names
 from .naming import validate_stack
+from .tags import ROLE_ATTACH_RULE
 from .tags import TAG_CREATED_AT
+from .tags import TAG_ROLE
 from .tags import TARGET_GROUP_RESOURCE_TYPE
 from .tags import autoscaling_filters
 from .tags import ec2_filters
@@ -71,6 +74,18 @@ SERVICES = ("ec2", "autoscaling", "elbv2", "resourcegroupstaggingapi")
 
 # DescribeTags accepts at most 20 ARNs; DescribeTargetGroups is kept to the same batch size.
 ELBV2_BATCH = 20
+
+# The largest page each list call allows, so a stack of many versions costs as few pages as it
+# can (the defaults are 50 groups, 50 tagged resources; moto 5.2's DescribeLaunchTemplates even
+# stops at 15 without a NextToken when MaxResults is not given).
+LAUNCH_TEMPLATES_PAGE = 200
+AUTO_SCALING_GROUPS_PAGE = 100
+TAGGED_RESOURCES_PAGE = 100
+
+# The http-header condition of an attach rule (traffic_attach.py): a listener rule that forwards to
+# one version's target group so that the load balancer health-checks it, and that no request
+# matches (the header value is a random secret).
+ATTACH_HEADER = "X-Cattle-Attach"
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -91,7 +106,7 @@ def get_client(clients, service):
 
 
 def _retry():
-    return AWSRetry.jittered_backoff(retries=10)
+    return AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=THROTTLING_CODES)
 
 
 def _paginate(client, operation, **params):
@@ -105,7 +120,8 @@ def describe_images(client, filters):
 
 @FleetAWSErrorHandler.common_error_handler("describe the stack's launch templates")
 def describe_launch_templates(client, filters):
-    return _paginate(client, "describe_launch_templates", Filters=filters).get("LaunchTemplates", [])
+    return _paginate(client, "describe_launch_templates", Filters=filters,
+                     MaxResults=LAUNCH_TEMPLATES_PAGE).get("LaunchTemplates", [])
 
 
 @FleetAWSErrorHandler.common_error_handler("describe launch template versions")
@@ -118,17 +134,19 @@ def describe_launch_template_versions(client, launch_template_id, versions):
 
 @FleetAWSErrorHandler.common_error_handler("describe the stack's auto scaling groups")
 def describe_auto_scaling_groups(client, filters):
-    return _paginate(client, "describe_auto_scaling_groups", Filters=filters).get("AutoScalingGroups", [])
+    return _paginate(client, "describe_auto_scaling_groups", Filters=filters,
+                     MaxRecords=AUTO_SCALING_GROUPS_PAGE).get("AutoScalingGroups", [])
 
 
 @FleetAWSErrorHandler.common_error_handler("find the stack's target groups (tag:GetResources)")
 def get_tagged_resources(client, tag_filters, resource_types):
-    result = _paginate(client, "get_resources", TagFilters=tag_filters, ResourceTypeFilters=resource_types)
+    result = _paginate(client, "get_resources", TagFilters=tag_filters, ResourceTypeFilters=resource_types,
+                       ResourcesPerPage=TAGGED_RESOURCES_PAGE)
     return result.get("ResourceTagMappingList", [])
 
 
 @FleetAWSErrorHandler.common_error_handler("describe target group tags")
-@AWSRetry.jittered_backoff(retries=10)
+@AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=THROTTLING_CODES)
 def describe_elbv2_tags(client, arns):
     """{arn: tags dict} for up to 20 ELBv2 ARNs per call."""
     tags = {}
@@ -227,6 +245,7 @@ def observe_stack(clients, app, environment=None, include_launch_template_data=T
                     rule["ListenerArn"] = listener["ListenerArn"]
                     rule["LoadBalancerArn"] = load_balancer_arn
                     rules.append(rule)
+    add_attach_rule_tags(elbv2, rules)
 
     return {
         "images": images,
@@ -471,6 +490,54 @@ def group_fleets(observed, app, environment=None):
     return sort_fleets(records), conflicts
 
 
+def looks_like_attach_rule(rule):
+    """True when a listener rule has the http-header condition of an attach rule. Pure."""
+    for condition in rule.get("Conditions") or []:
+        config = condition.get("HttpHeaderConfig") or {}
+        if condition.get("Field") == "http-header" and (config.get("HttpHeaderName") or "").lower() == ATTACH_HEADER.lower():
+            return True
+    return False
+
+
+def add_attach_rule_tags(elbv2, rules):
+    """Read the tags (``Tags`` dict) of the rules that look like attach rules: one DescribeTags
+    call per 20 of them, none when there is none (the usual case). Mutates rules."""
+    candidates = [r for r in rules if looks_like_attach_rule(r) and "Tags" not in r]
+    if not candidates:
+        return rules
+    tags = describe_elbv2_tags(elbv2, [r["RuleArn"] for r in candidates])
+    for rule in candidates:
+        rule["Tags"] = tags.get(rule["RuleArn"], {})
+    return rules
+
+
+def is_attach_rule(rule, app, environment=None):
+    """True when rule is an attach rule of stack (app, environment): the attach header condition
+    and our ownership tags with cattle:role = attach-rule (``rule["Tags"]``). Pure."""
+    tags = rule.get("Tags") or {}
+    return (looks_like_attach_rule(rule) and is_owned(tags, app, environment)
+            and tags_to_dict(tags).get(TAG_ROLE) == ROLE_ATTACH_RULE)
+
+
+def attach_rule_view(rule):
+    """The attach rule as fleet_info / traffic_shift show it. Pure."""
+    targets = forward_targets(rule.get("Actions"))
+    return {
+        "rule_arn": rule["RuleArn"],
+        "listener_arn": rule.get("ListenerArn") or listener_arn_of_rule(rule["RuleArn"]),
+        "priority": rule.get("Priority"),
+        "version": version_of(rule.get("Tags")),
+        "target_group_arn": targets[0][0] if targets else None,
+    }
+
+
+def listener_arn_of_rule(rule_arn):
+    """The listener ARN of a listener rule ARN (``...:listener-rule/app/lb/id/listener-id/rule-id``)."""
+    if not rule_arn or ":listener-rule/" not in rule_arn:
+        return None
+    return rule_arn.replace(":listener-rule/", ":listener/", 1).rsplit("/", 1)[0]
+
+
 def forward_targets(actions):
     """[(target group arn, weight)] of the forward action among `actions` (listener or rule).
 
@@ -623,7 +690,14 @@ def build_stack(observed, app, environment=None, traffic_point=None):
     """Pure: raw observations -> the stack's fleets (newest first), live/previous, foreign TGs."""
     app, environment = validate_stack(app, environment)
     records, conflicts = group_fleets(observed, app, environment)
-    stack_points, foreign = attach_traffic(records, traffic_points(observed.get("listeners"), observed.get("rules")))
+    rules = observed.get("rules") or []
+    attach_rules = [attach_rule_view(r) for r in rules if is_attach_rule(r, app, environment)]
+    attach_arns = {a["rule_arn"] for a in attach_rules}
+    for record in records:
+        arn = (record.get("target_group") or {}).get("arn")
+        record["attach_rules"] = [a for a in attach_rules if arn and a["target_group_arn"] == arn]
+    stack_points, foreign = attach_traffic(
+        records, traffic_points(observed.get("listeners"), [r for r in rules if r.get("RuleArn") not in attach_arns]))
     point = choose_traffic_point(stack_points, traffic_point)
     if point is None and traffic_point:
         live = compute_live(records, point_arn=traffic_point)  # the point does not serve the stack
@@ -638,5 +712,6 @@ def build_stack(observed, app, environment=None, traffic_point=None):
         "traffic_point": point["arn"] if point else None,
         "traffic_points": stack_points,
         "foreign_target_groups": foreign,
+        "attach_rules": attach_rules,
         "conflicts": conflicts,
     }

@@ -39,9 +39,13 @@ import re
 import time
 
 from . import fleet_api as api
+from . import traffic_attach
+from .discovery import add_attach_rule_tags
+from .discovery import attach_rule_view
 from .discovery import describe_listeners
 from .discovery import describe_rules
 from .discovery import discover_stack
+from .discovery import is_attach_rule
 from .discovery import traffic_points
 from .errors import FleetError
 from .naming import fleet_names
@@ -73,6 +77,7 @@ ACTIONS = (
     "update_capacity",
     "detach_target_group",
     "delete_auto_scaling_group",
+    "delete_attach_rule",
     "delete_target_group",
     "delete_launch_template",
 )
@@ -405,6 +410,7 @@ def observe(clients, desired):
         "auto_scaling_group": None,
         "foreign": [],
         "traffic": [],
+        "attach_rules": [],
         "live": None,
         "image": None,
         "subnets": None,
@@ -494,7 +500,8 @@ def observe(clients, desired):
 
     if desired["state"] == "absent":
         if observed["target_group"] is not None:
-            observed["traffic"] = target_group_traffic(elbv2, observed["target_group"])
+            observed["traffic"], observed["attach_rules"] = target_group_traffic(
+                elbv2, observed["target_group"], desired["app"], desired["environment"])
         return observed
     if observed["foreign"]:
         return observed  # planning refuses; nothing else to read
@@ -529,9 +536,11 @@ def observe(clients, desired):
     return observed
 
 
-def target_group_traffic(elbv2, target_group):
-    """Every listener default action / rule of the target group's load balancers that forwards to
-    it: ``[{"type", "listener_arn", "rule_arn", "priority", "weight"}]`` (weight 0 included)."""
+def target_group_traffic(elbv2, target_group, app, environment=None):
+    """(traffic, attach rules) of the target group: every listener default action / rule of its
+    load balancers that forwards to it, ``[{"type", "listener_arn", "rule_arn", "priority",
+    "weight"}]`` (weight 0 included), except the stack's attach rules, returned apart (their
+    `discovery.attach_rule_view`): those are deleted with the target group."""
     listeners, rules = [], []
     for load_balancer_arn in target_group.get("load_balancer_arns", []):
         for listener in describe_listeners(elbv2, load_balancer_arn):
@@ -539,6 +548,10 @@ def target_group_traffic(elbv2, target_group):
             for rule in describe_rules(elbv2, listener["ListenerArn"]):
                 if not rule.get("IsDefault"):
                     rules.append(dict(rule, ListenerArn=listener["ListenerArn"], LoadBalancerArn=load_balancer_arn))
+    add_attach_rule_tags(elbv2, rules)
+    attach = [attach_rule_view(r) for r in rules if is_attach_rule(r, app, environment)]
+    attach = [a for a in attach if a["target_group_arn"] == target_group["arn"]]
+    rules = [r for r in rules if r["RuleArn"] not in {a["rule_arn"] for a in attach}]
     found = []
     for point in traffic_points(listeners, rules):
         for arn, weight in point["targets"]:
@@ -547,7 +560,7 @@ def target_group_traffic(elbv2, target_group):
                     "type": point["type"], "listener_arn": point["listener_arn"], "rule_arn": point["rule_arn"],
                     "priority": point["priority"], "weight": weight,
                 })
-    return found
+    return found, attach
 
 
 # --------------------------------------------------------------------------------------------
@@ -858,6 +871,10 @@ def plan_fleet(observed, desired):
                             "target_group": target_group["name"], "target_group_arn": target_group["arn"]})
         if group is not None:
             actions.append({"action": "delete_auto_scaling_group", "name": group["name"]})
+        for rule in observed.get("attach_rules") or []:
+            # AWS refuses to delete a target group a rule forwards to (ResourceInUse).
+            actions.append({"action": "delete_attach_rule", "rule_arn": rule["rule_arn"], "priority": rule["priority"],
+                            "listener_arn": rule["listener_arn"], "target_group": target_group["name"]})
         if target_group is not None:
             actions.append({"action": "delete_target_group", "name": target_group["name"], "arn": target_group["arn"]})
         if template is not None:
@@ -1042,6 +1059,8 @@ def _state_after(observed, action, desired, created_at, result=None):
         group["target_group_arns"] = [a for a in group["target_group_arns"] if a != action["target_group_arn"]]
     elif kind == "delete_auto_scaling_group":
         observed["auto_scaling_group"] = None
+    elif kind == "delete_attach_rule":
+        observed["attach_rules"] = [r for r in observed.get("attach_rules") or [] if r["rule_arn"] != action["rule_arn"]]
     elif kind == "delete_target_group":
         observed["target_group"] = None
     elif kind == "delete_launch_template":
@@ -1137,6 +1156,8 @@ def apply(clients, actions, desired, observed, created_at=None):
         elif kind == "delete_auto_scaling_group":
             api.delete_auto_scaling_group(autoscaling, action["name"])
             wait_until_deleted(autoscaling, action["name"], desired["wait_timeout"])
+        elif kind == "delete_attach_rule":
+            traffic_attach.delete_attach_rules(elbv2, desired["app"], desired["environment"], [action["rule_arn"]])
         elif kind == "delete_target_group":
             api.delete_target_group(elbv2, action["arn"])
         elif kind == "delete_launch_template":
@@ -1202,6 +1223,9 @@ def wait_for_capacity(autoscaling, name, desired_capacity, timeout, known_activi
         elif in_service == desired_capacity and len(instances) == desired_capacity:
             return in_service
         activities = api.describe_scaling_activities(autoscaling, name)
+        failures = [a for a in activities if a.get("StatusCode") in _ACTIVITY_FAILED]
+        if failures:  # AWS lists the newest first
+            last["failed"] = failures[0].get("StatusMessage") or failures[0].get("Description") or failures[0].get("StatusCode")
         if last["known"] is None:
             last["known"] = {a["ActivityId"] for a in activities if a.get("StatusCode") in _ACTIVITY_DONE}
         for activity in activities:
@@ -1220,9 +1244,12 @@ def wait_for_capacity(autoscaling, name, desired_capacity, timeout, known_activi
                 f"Timed out after {timeout}s waiting for the instances of auto scaling group {name} to terminate "
                 f"({last.get('listed', 0)} left, {last['in_service']} InService); run again to resume waiting."
             )
+        # A failure from before the baseline (e.g. between the group's creation and this wait) is
+        # still the likely cause: name it.
+        cause = f" Its latest failed scaling activity: {last['failed']}" if last.get("failed") else ""
         return (
             f"Timed out after {timeout}s waiting for {desired_capacity} InService instances in auto scaling group "
-            f"{name} ({last['in_service']} InService of {last['total']}); run again to resume waiting."
+            f"{name} ({last['in_service']} InService of {last['total']}); run again to resume waiting.{cause}"
         )
 
     return _poll(timeout, sleep, clock, check, on_timeout)

@@ -12,8 +12,9 @@
   `build_stack` result) -> ``(decisions, actions)``. Each version gets a decision (``keep``,
   ``delete`` or ``scale_to_zero``) and a reason; actions are ordered so that, per fleet, traffic
   is left first, then the target group is detached from the ASG (drains), draining is awaited,
-  the ASG is deleted (and awaited), then the target group, the launch template and optionally
-  the AMI and its snapshots.
+  the ASG is deleted (and awaited), then the fleet's attach rules (cattle.aws listener rules that
+  attach a target group without traffic; AWS refuses to delete a group a rule uses), the target
+  group, the launch template and optionally the AMI and its snapshots.
 - `simulate(stack, actions)` is pure: the stack the actions leave (check mode, tests).
 - `apply_gc(clients, actions, ...)` runs the actions; every step is discovered again by its tags
   on the next run, so an interrupted run is completed by the next one.
@@ -32,6 +33,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from . import fleet_api
 from . import traffic_api
+from . import traffic_attach
 from .discovery import build_stack
 from .discovery import forward_targets
 from .discovery import get_client
@@ -61,6 +63,7 @@ ACTIONS = (
     "detach_target_group",
     "wait_for_drain",
     "delete_auto_scaling_group",
+    "delete_attach_rule",
     "delete_target_group",
     "delete_launch_template",
     "deregister_image",
@@ -235,6 +238,11 @@ def _delete_actions(record):
     if group:
         out["delete_auto_scaling_group"] = [
             {"action": "delete_auto_scaling_group", "version": version, "name": group["name"]}]
+    if target_group and record.get("attach_rules"):
+        out["delete_attach_rule"] = [
+            {"action": "delete_attach_rule", "version": version, "rule_arn": rule["rule_arn"],
+             "listener_arn": rule["listener_arn"], "priority": rule["priority"], "target_group_arn": target_group["arn"]}
+            for rule in record["attach_rules"]]
     if target_group:
         out["delete_target_group"] = [
             {"action": "delete_target_group", "version": version, "name": target_group["name"],
@@ -353,6 +361,8 @@ def simulate(stack, actions):
             group["target_group_arns"] = [a for a in group["target_group_arns"] if a != action["target_group_arn"]]
         elif kind == "delete_auto_scaling_group":
             record["auto_scaling_group"] = None
+        elif kind == "delete_attach_rule":
+            record["attach_rules"] = [r for r in record.get("attach_rules", []) if r["rule_arn"] != action["rule_arn"]]
         elif kind == "delete_target_group":
             record["target_group"] = None
         elif kind == "delete_launch_template":
@@ -450,8 +460,10 @@ def wait_for_drain(elbv2, action, timeout, sleep=time.sleep, clock=time.monotoni
         delay = min(delay * 2, 5.0)
 
 
-def apply_gc(clients, actions, drain_timeout=300, wait_timeout=600, sleep=time.sleep, clock=time.monotonic):
-    """Run `actions` in order; return the versions whose draining timed out."""
+def apply_gc(clients, actions, drain_timeout=300, wait_timeout=600, sleep=time.sleep, clock=time.monotonic,
+             app=None, environment=None):
+    """Run `actions` in order; return the versions whose draining timed out. app/environment:
+    the stack, whose ownership tags a rule must carry to be deleted (delete_attach_rule)."""
     ec2 = get_client(clients, "ec2")
     autoscaling = get_client(clients, "autoscaling")
     elbv2 = get_client(clients, "elbv2")
@@ -468,6 +480,8 @@ def apply_gc(clients, actions, drain_timeout=300, wait_timeout=600, sleep=time.s
         elif kind == "delete_auto_scaling_group":
             if fleet_api.delete_auto_scaling_group(autoscaling, action["name"]):
                 wait_until_deleted(autoscaling, action["name"], wait_timeout, sleep=sleep, clock=clock)
+        elif kind == "delete_attach_rule":
+            traffic_attach.delete_attach_rules(elbv2, app, environment, [action["rule_arn"]])
         elif kind == "delete_target_group":
             fleet_api.delete_target_group(elbv2, action["arn"])
         elif kind == "delete_launch_template":
@@ -527,13 +541,16 @@ def run_gc(clients, app, environment=None, keep=2, protect=None, mode=DELETE, pr
         raise FleetError(f"keep must be 0 or more; got {keep!r}.")
     if drain_timeout is not None and drain_timeout < 0:
         raise FleetError(f"drain_timeout must be 0 or more seconds; got {drain_timeout!r}.")
-    observed = observe_stack(clients, app, environment)
+    # The launch templates' image ids (one DescribeLaunchTemplateVersions per version) only
+    # decide which AMIs are still used: without prune_images they are not read.
+    observed = observe_stack(clients, app, environment, include_launch_template_data=prune_images)
     stack = build_stack(observed, app, environment)
     decisions, actions = plan_gc(stack, keep, protect, mode, prune_images)
     after = simulate(stack, actions)
     timed_out = []
     if actions and not check_mode:
-        timed_out = apply_gc(clients, actions, drain_timeout=drain_timeout, wait_timeout=wait_timeout)
+        timed_out = apply_gc(clients, actions, drain_timeout=drain_timeout, wait_timeout=wait_timeout,
+                             app=stack["app"], environment=stack["environment"])
     deleted, scaled, kept = summarize(decisions, actions)
     result = {
         "changed": bool(actions),

@@ -32,6 +32,7 @@ import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from .connection import THROTTLING_CODES
 from .errors import FleetAWSErrorHandler
 from .errors import FleetError
 from .naming import validate_version
@@ -57,26 +58,26 @@ BODY_EXCERPT = 200
 
 
 @FleetAWSErrorHandler.common_error_handler("describe the auto scaling group")
-@AWSRetry.jittered_backoff(retries=10)
+@AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=THROTTLING_CODES)
 def describe_group(client, name=None, filters=None):
     params = {"AutoScalingGroupNames": [name]} if name else {"Filters": filters}
     return client.describe_auto_scaling_groups(**params).get("AutoScalingGroups", [])
 
 
 @FleetAWSErrorHandler.common_error_handler("describe the scaling activities")
-@AWSRetry.jittered_backoff(retries=10)
+@AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=THROTTLING_CODES)
 def describe_activities(client, name):
     return client.describe_scaling_activities(AutoScalingGroupName=name, MaxRecords=MAX_ACTIVITIES).get("Activities", [])
 
 
 @FleetAWSErrorHandler.common_error_handler("describe target health")
-@AWSRetry.jittered_backoff(retries=10)
+@AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=THROTTLING_CODES)
 def describe_target_health(client, target_group_arn):
     return client.describe_target_health(TargetGroupArn=target_group_arn).get("TargetHealthDescriptions", [])
 
 
 @FleetAWSErrorHandler.common_error_handler("describe CloudWatch alarms")
-@AWSRetry.jittered_backoff(retries=10)
+@AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=THROTTLING_CODES)
 def describe_alarms(client, names=None, prefix=None):
     params = {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]}
     if names:

@@ -47,6 +47,7 @@ import time
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from .connection import THROTTLING_CODES
 from .errors import FleetAWSErrorHandler
 from .errors import FleetError
 from .naming import stack_name
@@ -291,7 +292,7 @@ class _LockErrors(FleetAWSErrorHandler):
         return is_boto3_error_code("ParameterNotFound")
 
 
-_retry = AWSRetry.jittered_backoff(retries=8, delay=1, max_delay=10)
+_retry = AWSRetry.jittered_backoff(retries=8, delay=1, max_delay=10, catch_extra_error_codes=THROTTLING_CODES)
 
 
 @_LockErrors.list_error_handler("read the stack lock parameter", default_value=None)

@@ -15,6 +15,8 @@ the instances it launches) carries:
   (UTC ISO 8601, ``2024-05-01T12:00:00Z``), ``Name``;
 - ``cattle:environment`` only when the stack has an environment (no tag = no environment);
 - ``cattle:status = failed`` once a release of that version failed;
+- ``cattle:role = attach-rule`` on the listener rules that attach a version's target group to a
+  load balancer without any traffic (a first release, see traffic_attach.py);
 - the user's tags, which may not use the reserved prefixes ``cattle:`` and ``aws:``.
 
 Tags, not names, are the source of truth: `is_owned` is the client-side check run on every
@@ -44,10 +46,13 @@ TAG_VERSION = "cattle:version"
 TAG_MANAGED_BY = "cattle:managed-by"
 TAG_CREATED_AT = "cattle:created-at"
 TAG_STATUS = "cattle:status"
+TAG_ROLE = "cattle:role"
 TAG_NAME = "Name"
 
 MANAGED_BY = "cattle.aws"
 STATUS_FAILED = "failed"
+# cattle:role of the listener rule that attaches a version's target group without traffic (traffic_attach.py).
+ROLE_ATTACH_RULE = "attach-rule"
 
 RESERVED_TAG_PREFIXES = (TAG_PREFIX, "aws:")
 

@@ -27,6 +27,12 @@ always sum to ``T``. ``T`` is 100 (weights then equal percents), except when tar
 stack does not own carry traffic on the same action: then ``T`` is the current sum of the stack's
 weights (100 if that is 0, at most 999), so those foreign groups keep their share of the traffic.
 
+Attach rules (ALB only, see traffic_attach.py): ``to_version`` + ``percent=0`` on a point whose action
+is not a forward yet (the 503 before the first release) creates an attach rule for the version
+instead of touching the action, so the load balancer health-checks it without any traffic. Once a
+version is in the forward action, its attach rules are deleted (after the write and its
+read-back); ``detach`` deletes the attach rules of the given versions and nothing else.
+
 Foreign keys (target groups / record sets the stack does not own) keep their weight unless named,
 except the one a first release adopts (see `_adopted`): it is shifted like a previous version.
 The live key is the largest weight among the stack's versions and the adopted key (ties: the
@@ -41,6 +47,7 @@ import time
 from fractions import Fraction
 
 from .discovery import forward_targets
+from .discovery import listener_arn_of_rule
 from .discovery import previous_version as stack_previous_version
 from .discovery import discover_stack
 from .discovery import get_client
@@ -48,6 +55,7 @@ from .discovery import sort_fleets
 from .discovery import target_group_name_from_arn
 from .errors import FleetError
 from . import traffic_api as api
+from . import traffic_attach
 
 ALB_MAX_WEIGHT = 999
 ALB_MAX_TARGET_GROUPS = 5
@@ -76,8 +84,20 @@ def validate_desired(desired, backend="alb"):
     limit = max_weight(backend)
     to_version = desired.get("to_version")
     weights = desired.get("weights")
-    if (to_version is None) == (weights is None):
-        raise FleetError("Give either to_version (with percent) or weights, not both and not neither.")
+    detach = desired.get("detach")
+    if sum(x is not None for x in (to_version, weights, detach)) != 1:
+        raise FleetError("Give either to_version (with percent), weights or detach: exactly one of them.")
+    desired["prune_zero"] = bool(desired.get("prune_zero"))
+    if detach is not None:
+        if backend == "route53":
+            raise FleetError("detach removes attach rules of an ALB listener; Route53 has none: give listener_arn or rule_arn.")
+        if not isinstance(detach, (list, tuple)) or not detach:
+            raise FleetError("detach must be a non-empty list of versions whose attach rules to delete.")
+        for version in detach:
+            if not isinstance(version, str):
+                raise FleetError(f"detach must list versions as strings; got {version!r}. Quote it in YAML.")
+        desired.update(detach=list(detach), to_version=None, percent=None, weights=None)
+        return desired
     if to_version is not None:
         if isinstance(to_version, (int, float)) and not isinstance(to_version, bool):
             # YAML turns `to_version: 1.10` into the float 1.1: refuse rather than shift to another version.
@@ -103,9 +123,12 @@ def validate_desired(desired, backend="alb"):
                 )
             clean[str(key)] = weight
         if not any(clean.values()):
-            raise FleetError("weights gives every version weight 0: name at least one version with a weight above 0.")
+            raise FleetError(
+                "weights gives every version weight 0: name at least one version with a weight above 0 "
+                "(to attach a version without traffic, give to_version with percent=0)."
+            )
         desired.update(weights=clean, to_version=None, percent=None)
-    desired["prune_zero"] = bool(desired.get("prune_zero"))
+    desired["detach"] = None
     return desired
 
 
@@ -181,11 +204,27 @@ def observe(clients, app, environment=None, listener_arn=None, rule_arn=None, ro
     """The traffic point and the stack's fleets: {"backend", "point", "fleets"}."""
     point = observe_point(clients, listener_arn=listener_arn, rule_arn=rule_arn, route53=route53)
     stack = discover_stack(clients, app, environment, include_launch_template_data=False)
-    return {
+    observed = {
+        "app": app,
+        "environment": environment,
         "backend": "route53" if point["type"] == "route53" else "alb",
         "point": point,
         "fleets": stack["fleets"],
+        "attach_rules": [],
     }
+    if point["type"] == "route53":
+        return observed
+    point["listener_arn"] = point["arn"] if point["type"] == "listener" else listener_arn_of_rule(point["arn"])
+    observed["attach_rules"] = list(stack.get("attach_rules") or [])
+    if not forward_targets(point["actions"]) and point["listener_arn"]:
+        # Not a forward yet (first release): an attach rule may be needed - read the listener's
+        # rules for a free priority and for attach rules discovery cannot see yet.
+        rules = traffic_attach.listener_rules(get_client(clients, "elbv2"), point["listener_arn"])
+        observed["listener_rules"] = rules
+        known = {a["rule_arn"] for a in observed["attach_rules"]}
+        observed["attach_rules"] += [a for a in traffic_attach.owned_attach_rules(rules, app, environment)
+                                     if a["rule_arn"] not in known]
+    return observed
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,6 +385,10 @@ def plan_shift(observed, desired):
     backend = observed["backend"]
     desired = validate_desired(desired, backend)
     entries, refs, stack_refs, order, is_forward = _current_entries(observed)
+    if desired["detach"] is not None:
+        return _plan_detach(observed, desired, entries, stack_refs, order)
+    if backend == "alb" and not is_forward and desired["to_version"] is not None and desired["percent"] == 0:
+        return _plan_attach(observed, desired, entries, stack_refs, order)
     after_map, named, adopted, live_before = _desired_weights(observed, desired, entries, stack_refs, order)
     after = _ordered(entries, after_map, named)
 
@@ -377,11 +420,87 @@ def plan_shift(observed, desired):
         "refs": {k: refs[k] for k, dummy in after},
         "actions": [],
         "request": None,
+        "attach_rules_before": list(observed.get("attach_rules") or []),
+        "attach_rules": list(observed.get("attach_rules") or []),
     }
     if backend == "route53":
         _plan_route53(observed["point"], entries, after, plan)
     else:
         _plan_alb(observed["point"], entries, after, is_forward, plan)
+        # A version in the forward action is health-checked through it: its attach rules go.
+        in_forward = {plan["refs"][k] for k, dummy in after}
+        _plan_delete_attach_rules(plan, [a for a in plan["attach_rules"] if a["target_group_arn"] in in_forward])
+    plan["changed"] = bool(plan["actions"])
+    return plan
+
+
+def _plan_delete_attach_rules(plan, rules):
+    for rule in rules:
+        plan["actions"].append({"action": "delete_attach_rule", "version": rule["version"], "rule_arn": rule["rule_arn"],
+                                "listener_arn": rule["listener_arn"], "priority": rule["priority"],
+                                "target_group_arn": rule["target_group_arn"]})
+    gone = {r["rule_arn"] for r in rules}
+    plan["attach_rules"] = [a for a in plan["attach_rules"] if a["rule_arn"] not in gone]
+
+
+def _base_plan(observed, entries, stack_refs, order):
+    """A plan that leaves the weights as they are (attach / detach). Pure."""
+    adopted = _adopted(entries, order, observed["fleets"])
+    live = _live(entries, order, adopted)
+    refs = dict(stack_refs)
+    refs.update({k: k for k, dummy in entries if k not in refs})
+    return {
+        "backend": observed["backend"],
+        "before": dict(entries),
+        "after": dict(entries),
+        "replaced_action": None,
+        "live_version_before": live,
+        "live_version": live,
+        "previous_version": _previous(live, observed["fleets"], order, adopted),
+        "raised": [],
+        "refs": {k: refs[k] for k, dummy in entries},
+        "actions": [],
+        "request": None,
+        "attach_rules_before": list(observed.get("attach_rules") or []),
+        "attach_rules": list(observed.get("attach_rules") or []),
+    }
+
+
+def _plan_attach(observed, desired, entries, stack_refs, order):
+    """percent=0 on a point that does not forward yet: an attach rule for to_version. Pure."""
+    version = desired["to_version"]
+    if version not in stack_refs:
+        _resolve(version, observed, [k for k, dummy in entries], stack_refs, order, "to_version")
+        raise FleetError(
+            f"to_version {version} with percent=0 attaches a version of the stack through an attach rule; "
+            f"{version} is not a version of the stack with a target group."
+        )
+    plan = _base_plan(observed, entries, stack_refs, order)
+    point = observed["point"]
+    target_group_arn = stack_refs[version]
+    mine = [a for a in plan["attach_rules"] if a["version"] == version and a["listener_arn"] == point["listener_arn"]]
+    good = [a for a in mine if a["target_group_arn"] == target_group_arn]
+    _plan_delete_attach_rules(plan, [a for a in mine if a not in good[:1]])
+    if not good:
+        priority = traffic_attach.free_priority(observed.get("listener_rules") or [])
+        action = {"action": "create_attach_rule", "version": version, "listener_arn": point["listener_arn"],
+                  "priority": str(priority), "target_group_arn": target_group_arn,
+                  "name": target_group_name_from_arn(target_group_arn)}
+        plan["actions"].append(action)
+        plan["attach_rules"].append({"rule_arn": None, "listener_arn": point["listener_arn"], "priority": str(priority),
+                                     "version": version, "target_group_arn": target_group_arn})
+    plan["changed"] = bool(plan["actions"])
+    return plan
+
+
+def _plan_detach(observed, desired, entries, stack_refs, order):
+    """detach: delete the attach rules of the given versions; the traffic point is not touched. Pure."""
+    known = set(stack_refs) | {f["version"] for f in observed["fleets"]} | {a["version"] for a in observed.get("attach_rules") or []}
+    unknown = [v for v in desired["detach"] if v not in known]
+    if unknown:
+        raise FleetError(f"Unknown version {', '.join(unknown)} in detach: the stack has {', '.join(order) or 'no version'}.")
+    plan = _base_plan(observed, entries, stack_refs, order)
+    _plan_delete_attach_rules(plan, [a for a in plan["attach_rules"] if a["version"] in desired["detach"]])
     plan["changed"] = bool(plan["actions"])
     return plan
 
@@ -586,6 +705,30 @@ def apply_plan(clients, observed, plan, sleep=time.sleep, wait_seconds=ROUTE53_W
     """Make the plan's one write, then read back; FleetError if AWS does not show the weights."""
     if not plan["changed"]:
         return
+    if plan["request"] is not None:
+        _apply_write(clients, observed, plan, sleep=sleep, wait_seconds=wait_seconds)
+    _apply_attach_rules(clients, observed, plan)
+
+
+def _apply_attach_rules(clients, observed, plan):
+    """Create / delete the plan's attach rules (after the write and its read-back); fills in the
+    ARN of a created rule in plan["attach_rules"]."""
+    elbv2 = None
+    for action in plan["actions"]:
+        if action["action"] not in ("create_attach_rule", "delete_attach_rule"):
+            continue
+        elbv2 = elbv2 or get_client(clients, "elbv2")
+        if action["action"] == "delete_attach_rule":
+            traffic_attach.delete_attach_rules(elbv2, observed["app"], observed["environment"], [action["rule_arn"]])
+            continue
+        created = traffic_attach.create_attach_rule(elbv2, observed["app"], observed["environment"], action)
+        action["rule_arn"] = created["rule_arn"]
+        action["priority"] = created["priority"]
+        plan["attach_rules"] = [a for a in plan["attach_rules"] if not (a["rule_arn"] is None and a["version"] == created["version"])]
+        plan["attach_rules"].append(created)
+
+
+def _apply_write(clients, observed, plan, sleep=time.sleep, wait_seconds=ROUTE53_WAIT_SECONDS):
     point = observed["point"]
     intended = dict((plan["refs"][k], w) for k, w in plan["after"].items())
     if observed["backend"] == "route53":
@@ -644,5 +787,7 @@ def shift_traffic(clients, app, environment=None, listener_arn=None, rule_arn=No
         "previous_version": plan["previous_version"],
         "actions": plan["actions"],
         "health": health,
+        "attach_rules": plan.get("attach_rules", []),
+        "attach_rules_before": plan.get("attach_rules_before", []),
     }
     return result, warnings

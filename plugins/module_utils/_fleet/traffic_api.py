@@ -73,6 +73,43 @@ def modify_rule(client, rule_arn, actions):
     return client.modify_rule(RuleArn=rule_arn, Actions=actions)
 
 
+@_ListenerErrors.list_error_handler("describe the rules of the listener", default_value=None)
+@_retry
+def describe_listener_rules(client, listener_arn):
+    """Every rule of listener_arn (default rule included), following the pages; None when the
+    listener does not exist."""
+    rules = []
+    params = {"ListenerArn": listener_arn}
+    while True:
+        page = client.describe_rules(**params)
+        rules.extend(page.get("Rules", []))
+        if not page.get("NextMarker"):
+            return rules
+        params["Marker"] = page["NextMarker"]
+
+
+@FleetAWSErrorHandler.common_error_handler("describe listener rule tags")
+@_retry
+def describe_tags(client, arns):
+    """{arn: boto3 tag list} of up to 20 ELBv2 ARNs."""
+    return {d["ResourceArn"]: d.get("Tags", []) for d in client.describe_tags(ResourceArns=arns).get("TagDescriptions", [])}
+
+
+@FleetAWSErrorHandler.common_error_handler("create the attach rule (listener rule)")
+@AWSRetry.jittered_backoff(retries=8, delay=1, max_delay=20)
+def create_rule(client, listener_arn, priority, conditions, actions, tags):
+    return client.create_rule(ListenerArn=listener_arn, Priority=priority, Conditions=conditions, Actions=actions,
+                              Tags=tags)["Rules"][0]
+
+
+@_RuleErrors.list_error_handler("delete the attach rule (listener rule)", default_value=False)
+@_retry
+def delete_rule(client, rule_arn):
+    """Delete a listener rule; False when it is already gone."""
+    client.delete_rule(RuleArn=rule_arn)
+    return True
+
+
 @_retry
 def _list_record_sets_page(client, **params):
     return client.list_resource_record_sets(**params)
