@@ -11,6 +11,8 @@ longer than that, the next one starts at once). A sample reads the serving actio
 default action, or the rule ``rule_arn`` when the stack is served by a rule; never any other rule)
 with DescribeListeners / DescribeRules, then DescribeTargetHealth of every target group that action
 forwards to with a weight > 0 (a target group without ``Weight`` counts as weight 1, as on AWS).
+On the in-process endpoint (``threaded_aws``) the same answers are read from moto's models
+directly, without the HTTP round trips (~10 us instead of ~5 ms per call).
 
 A sample is a violation when
 
@@ -37,6 +39,7 @@ tools/check_iam_policy.py ignores them anyway (not a ``cattle.aws/`` or Packer u
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from typing import Any
@@ -64,6 +67,17 @@ def forward_weights(actions: list[dict[str, Any]]) -> dict[str, int] | None:
             return {action["TargetGroupArn"]: 1}
         return {}
     return None
+
+
+def _plain_actions(actions: list[Any]) -> list[dict[str, Any]]:
+    """moto's FakeAction objects as the API shows them (a copy: the server thread may change them)."""
+    plain = []
+    for action in actions:
+        data = copy.deepcopy(action.data)
+        if "Order" in data:
+            data["Order"] = int(data["Order"])
+        plain.append(data)
+    return plain
 
 
 class TrafficObserver:
@@ -119,6 +133,13 @@ class TrafficObserver:
 
     # ------------------------------------------------------------------ sampling
     def _action(self) -> list[dict[str, Any]]:
+        backend = self._backend()
+        if backend is not None:
+            if self.rule_arn:
+                [rule] = backend.describe_rules(None, [self.rule_arn])
+                return _plain_actions(rule.actions)
+            [listener] = backend.describe_listeners(None, [self.listener_arn])
+            return _plain_actions(listener.default_actions)
         if self.rule_arn:
             [rule] = self._client.describe_rules(RuleArns=[self.rule_arn])["Rules"]
             return rule["Actions"]
@@ -126,8 +147,25 @@ class TrafficObserver:
         return listener["DefaultActions"]
 
     def _health(self, tg_arn: str) -> list[str]:
+        backend = self._backend()
+        if backend is not None:
+            return [status.status for status in backend.describe_target_health(tg_arn, [])]
         descriptions = self._client.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
         return [d["TargetHealth"]["State"] for d in descriptions]
+
+    def _backend(self) -> Any:
+        """moto's ELBv2 backend when the endpoint is the in-process server (threaded_aws), else None.
+
+        In process, a sample reads the same models DescribeListeners / DescribeTargetHealth answer
+        from (patched target health included) without an HTTP round trip: a few microseconds instead
+        of ~5 ms per call, so sampling every 50 ms does not slow down the release it watches."""
+        if getattr(self.endpoint, "server", None) is None:
+            return None
+        from moto.elbv2.models import elbv2_backends
+
+        # arn:aws:elasticloadbalancing:<region>:<account>:listener[-rule]/...
+        region, account = (self.listener_arn or self.rule_arn).split(":")[3:5]
+        return elbv2_backends[account][region]
 
     def _run(self) -> None:
         next_at = time.monotonic()

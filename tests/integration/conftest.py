@@ -65,6 +65,12 @@ def _record_observers(item):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    _guarantees_summary(terminalreporter)
+    # (pytest only takes hooks named pytest_*: one hook calls both summaries)
+    _fault_matrix_summary(terminalreporter)
+
+
+def _guarantees_summary(terminalreporter):
     reports = [r for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
                if getattr(r, "when", "call") == "call" and BAD_INPUT_TEST in r.nodeid]
     gaps = sum(1 for r in terminalreporter.stats.get("xfailed", []) if BAD_INPUT_TEST in r.nodeid)
@@ -90,8 +96,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 FAULT_MATRIX_FILES = ("test_faults_api.py::", "test_faults_release.py::", "test_faults_kill.py::")
 
 
-@pytest.hookimpl(specname="pytest_terminal_summary")
-def fault_matrix_summary(terminalreporter, exitstatus, config):
+def _fault_matrix_summary(terminalreporter):
     """One line for the fault matrix (issue #8): its cases, each asserting a re-run converges."""
     reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
                if getattr(r, "when", "call") == "call" and any(f in r.nodeid for f in FAULT_MATRIX_FILES)]

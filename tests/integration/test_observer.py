@@ -104,8 +104,15 @@ def test_weight_to_unhealthy_targets_is_a_violation(threaded_aws, tmp_path, monk
         observer.violations[0]
 
 
+@pytest.fixture(params=["http", "in-process"])
+def either_endpoint(request):
+    """Both ways a sample is read: over HTTP (the moto server process) and from the models (threaded_aws)."""
+    return request.getfixturevalue("aws" if request.param == "http" else "threaded_aws")
+
+
 @pytest.mark.parametrize("drop", ["fixed-503", "all-weights-0"])
-def test_a_listener_that_forwarded_and_stops_is_a_violation(aws, tmp_path, drop):
+def test_a_listener_that_forwarded_and_stops_is_a_violation(either_endpoint, tmp_path, drop):
+    aws = either_endpoint
     stack = make_stack(aws, tmp_path)
     blue = _group(aws, stack, "shop-test-1-0-0", instances=1)
     with TrafficObserver(aws, listener_arn=stack["listener_arn"]) as observer:
@@ -121,7 +128,8 @@ def test_a_listener_that_forwarded_and_stops_is_a_violation(aws, tmp_path, drop)
     assert expected in observer.violations[0]
 
 
-def test_a_rule_is_observed_and_the_observer_cannot_pass_vacuously(aws, tmp_path):
+def test_a_rule_is_observed_and_the_observer_cannot_pass_vacuously(either_endpoint, tmp_path):
+    aws = either_endpoint
     stack = make_stack(aws, tmp_path)
     empty = _group(aws, stack, "shop-test-1-1-0")
     blue = _group(aws, stack, "shop-test-1-0-0", instances=1)

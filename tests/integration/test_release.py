@@ -20,7 +20,8 @@ from helpers.release import AMI, RELEASE, groups, lock_value, make_stack, ok, pr
 pytestmark = pytest.mark.integration
 
 
-def test_first_then_second_release_instant(aws, run_playbook, tmp_path, observe_traffic):
+def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path, observe_traffic):
+    aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
     observe_traffic(aws, stack)  # zero downtime through every release of the test
     out = ok(release(aws, run_playbook, stack, "1.0.0"))
@@ -98,7 +99,8 @@ def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_
     assert lock_value(aws)["holder"] == "alice@ci:42", "the other run's lock is left alone"
 
 
-def test_canary_release_in_steps(aws, run_playbook, tmp_path, observe_traffic):
+def test_canary_release_in_steps(threaded_aws, run_playbook, tmp_path, observe_traffic):
+    aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
     observe_traffic(aws, stack)
     ok(release(aws, run_playbook, stack, "1.0.0"))
@@ -120,7 +122,8 @@ def test_canary_release_in_steps(aws, run_playbook, tmp_path, observe_traffic):
 
 
 @pytest.mark.skipif(shutil.which("packer") is None, reason="packer is not installed (make packer)")
-def test_release_bakes_the_ami_with_packer(aws, run_playbook, tmp_path, observe_traffic):
+def test_release_bakes_the_ami_with_packer(threaded_aws, run_playbook, tmp_path, observe_traffic):
+    aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
     observe_traffic(aws, stack)
     del stack["ami_id"]

@@ -62,7 +62,8 @@ def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_
     assert lock_value(aws) is None
 
 
-def test_alarm_during_the_canary_rolls_back(aws, run_playbook, tmp_path, observe_traffic):
+def test_alarm_during_the_canary_rolls_back(threaded_aws, run_playbook, tmp_path, observe_traffic):
+    aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
     observe_traffic(aws, stack)
     ok(release(aws, run_playbook, stack, "1.0.0"))
@@ -97,7 +98,8 @@ def test_alarm_during_the_canary_rolls_back(aws, run_playbook, tmp_path, observe
     assert failed["result"] == "rolled_back" and failed["failed_phase"] == "shift"
 
 
-def test_rollback_to_a_version_scaled_to_zero(aws, run_playbook, run_module, tmp_path, observe_traffic):
+def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_module, tmp_path, observe_traffic):
+    aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
     observe_traffic(aws, stack)
     ok(release(aws, run_playbook, stack, "1.0.0"))
