@@ -78,6 +78,22 @@ def _api_calls_journal(suffix: str = "") -> str:
     return str(API_CALLS_DIR / f"{worker}{suffix}.jsonl")
 
 
+# The longest files first: pytest-xdist (--dist loadfile) hands files out in collection order, so
+# these start at once and the short ones fill the gaps at the end, instead of one worker running a
+# long file alone while the other idles (minutes of CI on 2 cores).
+LONGEST_FIRST = ("test_faults_release.py", "test_faults_kill.py", "test_release_rollback.py", "test_release.py",
+                 "test_bad_inputs.py", "test_traffic_shift.py", "test_docs_examples.py", "test_many_stacks.py",
+                 "test_awx_runner.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the others stays
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # controller (or no xdist): a fresh journal
         import shutil

