@@ -14,7 +14,7 @@ export ANSIBLE_LOCALHOST_WARNING := False
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := False
 export ANSIBLE_NOCOLOR := $(if $(CI),1,)
 
-.PHONY: demo test venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint clean
+.PHONY: demo test venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint bench clean
 
 ## demo: a blue/green release against the embedded local AWS endpoint (moto server on 127.0.0.1)
 demo: venv packer collection
@@ -69,6 +69,10 @@ lint: venv
 
 changelog-lint: venv
 	$(BIN)/antsibull-changelog lint
+
+## bench: release, idempotent re-run, baseline playbook, scale and health-gate numbers (bench/README.md)
+bench: venv collection
+	$(BIN)/python tools/bench.py
 
 clean: endpoint-stop
 	rm -rf build tests/output .pytest_cache .hypothesis
