@@ -14,7 +14,7 @@ export ANSIBLE_LOCALHOST_WARNING := False
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := False
 export ANSIBLE_NOCOLOR := $(if $(CI),1,)
 
-.PHONY: demo test venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint bench clean
+.PHONY: demo test venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint test-faults bench clean
 
 ## demo: a blue/green release against the embedded local AWS endpoint (moto server on 127.0.0.1)
 demo: venv packer collection
@@ -25,6 +25,11 @@ test: venv packer collection
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python tools/check_iam_policy.py build/api-calls docs/iam-policy.json
 	$(MAKE) --no-print-directory sanity lint changelog-lint
+
+## test-faults: the fault matrix's release batches too (SIGKILL in each phase, 10 faults in one run; ~8 more minutes)
+test-faults: venv packer collection
+	CATTLE_FAULT_MATRIX=1 $(BIN)/python -m pytest $(PYTEST_ARGS) tests/integration/test_faults_api.py \
+		tests/integration/test_faults_kill.py tests/integration/test_faults_release.py
 
 venv: $(VENV)/.installed
 

@@ -100,7 +100,9 @@ def test_five_stacks_release_in_parallel_and_one_rolls_back_alone(threaded_aws, 
     for name, stack in stacks.items():
         reports[name], _html = report(stack)
         assert lock_value(aws, f"/cattle/locks/{stack['app']}/{stack['environment']}") is None, f"{name}: lock left"
-        [fleet] = groups(aws, stack["app"]).values()
+        fleets = list(groups(aws, stack["app"]).values())
+        assert len(fleets) == 1, f"{name}: {len(fleets)} fleets"
+        fleet = fleets[0]
         if name == FAILING:
             assert reports[name]["result"] == "rolled_back" and reports[name]["failed_phase"] == "health"
             assert fleet["tags"]["cattle:status"] == "failed" and fleet["DesiredCapacity"] == 0
