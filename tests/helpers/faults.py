@@ -23,11 +23,34 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from helpers.release import AMI, groups, lock_value, weights
+
+# The two release batches of the fault matrix (test_faults_kill.py, test_faults_release.py) take about
+# 8 minutes and 13 CPU-minutes on 2 cores, more than CI's `make test` budget: `make test-faults` runs them.
+RELEASE_BATCH = pytest.mark.skipif(
+    os.environ.get("CATTLE_FAULT_MATRIX") != "1",
+    reason="the fault matrix's release batches run with `make test-faults` (CATTLE_FAULT_MATRIX=1)")
+
+
+@dataclass
+class Ctx:
+    """One case's stack and what its fault needs: arm/fix/reached callbacks get it."""
+
+    aws: Any
+    stack: dict[str, Any]
+    faults: "HttpFaults"
+    watcher: "Watcher"
+    monkeypatch: Any
+    tmp_path: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
@@ -255,6 +278,23 @@ def unhealthy_targets(monkeypatch: Any, tg_name_part: str, after_seconds: float 
     return start
 
 
+def _withhold_launches(monkeypatch: Any, asg_name_part: str) -> dict[str, bool]:
+    """moto launches no instance for the groups whose name contains ``asg_name_part`` while the
+    returned ``{"on": True}`` stays on (set it False to launch again)."""
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    original = FakeAutoScalingGroup.replace_autoscaling_group_instances
+    active = {"on": True}
+
+    def launch(self, count_needed, propagated_tags):
+        if active["on"] and asg_name_part in self.name:
+            return None
+        return original(self, count_needed, propagated_tags)
+
+    monkeypatch.setattr(FakeAutoScalingGroup, "replace_autoscaling_group_instances", launch)
+    return active
+
+
 CAPACITY_REASON = ("We currently do not have sufficient t3.micro capacity in the Availability Zone you requested "
                    "(us-east-1a). Our system will be working on provisioning additional capacity. Launching EC2 "
                    "instance failed.")
@@ -265,18 +305,11 @@ def capacity_failure(monkeypatch: Any, asg_name_part: str, reason: str = CAPACIT
     (InsufficientInstanceCapacity): no instance ever starts and DescribeScalingActivities reports a
     failed activity with AWS' status message. moto launches anyway and keeps no activity. Returns
     ``stop()``: capacity is back (the patch stays, inactive)."""
-    from moto.autoscaling.models import FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import ActionResult
 
-    original_launch = FakeAutoScalingGroup.replace_autoscaling_group_instances
     original_activities = AutoScalingResponse.describe_scaling_activities
-    active = {"on": True}
-
-    def launch(self, count_needed, propagated_tags):
-        if active["on"] and asg_name_part in self.name:
-            return None
-        return original_launch(self, count_needed, propagated_tags)
+    active = _withhold_launches(monkeypatch, asg_name_part)
 
     def activities(self):
         name = self._get_param("AutoScalingGroupName")
@@ -290,7 +323,6 @@ def capacity_failure(monkeypatch: Any, asg_name_part: str, reason: str = CAPACIT
                      "and actual capacity, increasing the capacity from 0 to 2.",
             "StartTime": now, "EndTime": now, "StatusCode": "Failed", "StatusMessage": reason, "Progress": 100}]})
 
-    monkeypatch.setattr(FakeAutoScalingGroup, "replace_autoscaling_group_instances", launch)
     monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", activities)
     return lambda: active.update(on=False)
 
@@ -299,15 +331,9 @@ def instances_never_in_service(monkeypatch: Any, asg_name_part: str) -> Callable
     """The instances of the groups whose name contains ``asg_name_part`` are slow to start: none is
     launched yet (no failed activity either - they are coming). Returns ``stop()``: they start,
     as AWS launches what a group is short of."""
-    from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
+    from moto.autoscaling.models import autoscaling_backends
 
-    original = FakeAutoScalingGroup.replace_autoscaling_group_instances
-    active = {"on": True}
-
-    def launch(self, count_needed, propagated_tags):
-        if active["on"] and asg_name_part in self.name:
-            return None
-        return original(self, count_needed, propagated_tags)
+    active = _withhold_launches(monkeypatch, asg_name_part)
 
     def stop() -> None:
         active["on"] = False
@@ -317,7 +343,6 @@ def instances_never_in_service(monkeypatch: Any, asg_name_part: str) -> Callable
                     if asg_name_part in group.name:
                         group.set_desired_capacity(group.desired_capacity)
 
-    monkeypatch.setattr(FakeAutoScalingGroup, "replace_autoscaling_group_instances", launch)
     return stop
 
 

@@ -28,6 +28,8 @@ from typing import Any, Callable
 import pytest
 
 from helpers.faults import (
+    RELEASE_BATCH,
+    Ctx,
     HttpFaults,
     Watcher,
     add_foreign_lookalikes,
@@ -45,12 +47,7 @@ from helpers.faults import (
 from helpers.observer import TrafficObserver
 from helpers.release import lock_value, make_stack, weights
 
-pytestmark = [
-    pytest.mark.integration,
-    # About 3.5 minutes and 6 CPU-minutes on 2 cores: `make test-faults` runs it (see test_faults_release.py).
-    pytest.mark.skipif(os.environ.get("CATTLE_FAULT_MATRIX") != "1",
-                       reason="the fault matrix's release batches run with `make test-faults` (CATTLE_FAULT_MATRIX=1)"),
-]
+pytestmark = [pytest.mark.integration, RELEASE_BATCH]  # `make test-faults`
 
 LOCK_TTL = 3
 BASE = {"health": {"timeout": 120, "poll_interval": 1}, "lock_ttl": LOCK_TTL}
@@ -65,16 +62,6 @@ class KillCase:
     arm: Callable[["Ctx"], None] = lambda ctx: None
     reached: Callable[["Ctx", str], bool] = lambda ctx, out: False
     older: str | None = None  # a version made before the live one
-
-
-@dataclass
-class Ctx:
-    aws: Any
-    stack: dict[str, Any]
-    faults: HttpFaults
-    watcher: Watcher
-    monkeypatch: Any
-    state: dict[str, Any] = field(default_factory=dict)
 
 
 def _held(ctx, out):

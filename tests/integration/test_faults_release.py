@@ -21,7 +21,6 @@ within CI's time: targets never healthy and an alarm at the first canary step
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ import pytest
 from helpers.endpoint import Endpoint
 from helpers.observer import TrafficObserver
 from helpers.faults import (
+    RELEASE_BATCH,
+    Ctx,
     HttpFaults,
     Rule,
     Watcher,
@@ -53,13 +54,7 @@ from helpers.faults import (
 )
 from helpers.release import AMI, lock_value, make_stack, weights
 
-pytestmark = [
-    pytest.mark.integration,
-    # About 4 minutes and 7 CPU-minutes on 2 cores: `make test-faults` runs it (CI's `make test` would
-    # not fit its 20 minutes with both release batches of the matrix).
-    pytest.mark.skipif(os.environ.get("CATTLE_FAULT_MATRIX") != "1",
-                       reason="the fault matrix's release batches run with `make test-faults` (CATTLE_FAULT_MATRIX=1)"),
-]
+pytestmark = [pytest.mark.integration, RELEASE_BATCH]  # `make test-faults`
 
 FAST = {"health": {"timeout": 4, "poll_interval": 1}, "lock_ttl": 600, "keep": 2}
 CANARY = {"strategy": "canary", "canary": {"steps": [10, 50, 100], "pause_seconds": 8}}
@@ -79,17 +74,6 @@ class Case:
     arm: Callable[["Ctx"], None] = lambda ctx: None
     fix: Callable[["Ctx"], None] = lambda ctx: None
     provisioned: bool = True  # the failed version's fleet exists (tagged failed, scaled to zero)
-
-
-@dataclass
-class Ctx:
-    aws: Any
-    stack: dict[str, Any]
-    faults: HttpFaults
-    watcher: Watcher
-    monkeypatch: Any
-    tmp_path: Any
-    state: dict[str, Any] = field(default_factory=dict)
 
 
 def _weight_is(ctx, percent):
