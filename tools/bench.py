@@ -60,6 +60,7 @@ OUR_UA = "cattle.aws/"
 CONTROLLER_ACTIONS = {
     "set_fact", "debug", "assert", "fail", "pause", "set_stats", "include_tasks", "import_tasks",
     "include_role", "import_role", "meta", "include_vars", "validate_argument_spec",
+    "release_report_files",  # cattle.aws' action plugin: writes on the controller, starts no module
 }
 AWS_COLLECTIONS = ("cattle.aws.", "amazon.aws.", "community.aws.")
 TARGETS = {

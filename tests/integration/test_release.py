@@ -58,9 +58,27 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     assert stats["cattle_release_cost"] == second["cost"]["cost"] or abs(stats["cattle_release_cost"] - second["cost"]["cost"]) < 1e-4
     assert stats["cattle_release_stacks"] == {"shop/test": {k: v for k, v in stats.items() if k != "cattle_release_stacks"}}
 
-    # The same command again changes nothing and succeeds.
+    # Two versions, keep 2: the cleanup has nothing to remove, so fleet_gc does not even run.
+    assert "cleanup done in" in out and 'nothing to remove: no version but 1.1.0, 1.0.0 and at most 2 retained (keep)' in out
+
+    # The same command again changes nothing and succeeds: the fleet is checked and gated, there is
+    # nothing to wait for and no traffic to shift.
     stack["report_dir"] = str(tmp_path / "report3")
-    ok(release(aws, run_playbook, stack, "1.1.0"))
+    aws.clear_calls()
+    out = ok(release(aws, run_playbook, stack, "1.1.0"))
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    assert "initialization skipped: 1.1.0 is live already" in out
+    assert "shift skipped: 1.1.0 has all the traffic already" in out
+    writes = [c for c in aws.mutating_calls() if c[0] != "ssm"]
+    assert writes == [], writes  # only the lock's own parameter is written
+    third, _html = report(stack)
+    assert third["result"] == "success"
+    status = {p["name"]: p["status"] for p in third["timeline"]["phases"]}
+    assert status["initialization"] == status["shift"] == "skipped" and status["health"] == "done", status
+
+    # ... and a live version is as immutable as any: the same version with another option is refused.
+    rc, out = release(aws, run_playbook, stack, "1.1.0", instance_type="t3.large")
+    assert rc != 0 and "Cannot change version 1.1.0" in out and "instance_type" in out
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
 
 

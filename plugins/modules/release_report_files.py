@@ -1,0 +1,88 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the cattle.aws project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The code is the action plugin plugins/action/release_report_files.py; this file documents it.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_report_files
+version_added: 0.1.0
+short_description: Write the release report files of a release record
+description:
+  - Writes C(release-report.json) (the document of the P(cattle.aws.release_report#filter) filter) and
+    C(release-report.html) (P(cattle.aws.release_report_html#filter)) into the directory O(dest), creating it
+    (mode C(0755)) when missing. Each file (mode C(0644)) is replaced atomically, and only when its content
+    changed.
+  - Runs on the controller, like the release playbooks (C(connection: local)): O(dest) is a path on the
+    machine that runs ansible-playbook, whatever the host of the task.
+  - Returns the terminal report (P(cattle.aws.release_report_text#filter)) as RV(text), so a play shows it
+    without rendering the record again.
+author:
+  - cattle.aws developers (@cattle-aws)
+options:
+  record:
+    description:
+      - The release record the release and rollback playbooks build as they run; its format is described by the
+        P(cattle.aws.release_report#filter) filter.
+    type: dict
+    required: true
+  dest:
+    description:
+      - The directory to write the two files in.
+    type: path
+    required: true
+attributes:
+  action:
+    support: full
+  check_mode:
+    support: full
+    details: Nothing is written; RV(written) lists what would be.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - An invalid record fails the task naming what is wrong in it; an unwritable O(dest) fails it naming the
+    directory and the error.
+"""
+
+EXAMPLES = r"""
+- name: Write the report of a release
+  cattle.aws.release_report_files:
+    record: "{{ cattle_release_record }}"
+    dest: "{{ playbook_dir }}/release-reports/shop-prod-1.4.2"
+  register: report
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ report.text }}"
+"""
+
+RETURN = r"""
+dest:
+  description: The directory of the report.
+  returned: success
+  type: str
+  sample: /srv/ci/release-reports/shop-prod-1.4.2
+files:
+  description: The paths of C(release-report.json) and C(release-report.html).
+  returned: success
+  type: list
+  elements: str
+written:
+  description: The paths written (or, in check mode, that would be), the directory first when it was created.
+  returned: success
+  type: list
+  elements: str
+text:
+  description: The report for the terminal, one line per element.
+  returned: success
+  type: list
+  elements: str
+  sample: ["Release shop/prod 1.4.2: success in 6m 12s (previous version 1.4.1)", "4m 00s provisioning · 1m 02s initialization"]
+"""
