@@ -18,8 +18,8 @@ description:
     C(release-report.html) (P(cattle.aws.release_report_html#filter)) into the directory O(dest), creating it
     (mode C(0755)) when missing. Each file (mode C(0644)) is replaced atomically, and only when its content
     changed.
-  - Runs on the controller, like the release playbooks (C(connection: local)): O(dest) is a path on the
-    machine that runs ansible-playbook, whatever the host of the task.
+  - "Runs on the controller, like the release playbooks (C(connection: local)): O(dest) is a path on the
+    machine that runs ansible-playbook, whatever the host of the task."
   - Returns the terminal report (P(cattle.aws.release_report_text#filter)) as RV(text), so a play shows it
     without rendering the record again.
 author:
@@ -38,13 +38,18 @@ options:
     required: true
 attributes:
   action:
+    description: Runs as an action plugin on the controller; no module is executed on the host.
     support: full
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying the target.
     support: full
     details: Nothing is written; RV(written) lists what would be.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 notes:
   - An invalid record fails the task naming what is wrong in it; an unwritable O(dest) fails it naming the

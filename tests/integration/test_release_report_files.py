@@ -63,11 +63,11 @@ def test_writes_both_files_then_changes_nothing(run_playbook, tmp_path):
 
 
 def test_errors_name_the_option(run_playbook, tmp_path):
-    rc, out, _ = _write(run_playbook, tmp_path / "r", record={"phases": {}})
+    rc, out, dummy = _write(run_playbook, tmp_path / "r", record={"phases": {}})
     assert rc != 0 and "record: invalid release record" in out and "version" in out
     assert not (tmp_path / "r").exists()
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    rc, out, _ = _write(run_playbook, blocker / "r")
+    rc, out, dummy = _write(run_playbook, blocker / "r")
     assert rc != 0 and f"dest: cannot write the release report in {blocker / 'r'}" in out
