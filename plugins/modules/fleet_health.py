@@ -21,8 +21,8 @@ description:
     the group. None of the CloudWatch alarms named by O(alarm_names) or starting with
     O(alarm_name_prefix) is in C(ALARM). Every HTTP check of O(http_checks) has answered as expected the
     required number of consecutive times.
-  - Fails at once, with the AWS reason, when the latest finished scaling activity failed (for example a
-    launch failure), when an instance is being replaced for failing its health checks, when a watched
+  - Fails at once, with the AWS reason, when the latest scaling activity failed (for example a launch
+    failure; a failure followed by a newer activity, as when a fleet is scaled up again, is history), when an instance is being replaced for failing its health checks, when a watched
     alarm is in C(ALARM) or does not exist, or when the group has desired capacity 0.
   - Target groups report C(unused) targets while no listener forwards to them, and AWS runs no health
     checks then; attach the target group to a listener (weight 0 is enough) before gating it.
@@ -205,6 +205,19 @@ time_to_healthy:
   returned: always
   type: float
   sample: 42.5
+time_to_in_service:
+  description:
+    - Seconds from the start of the call until the auto scaling group was first seen with its desired
+      instances C(InService) and C(Healthy); V(null) when it was not (a failure or a timeout before that
+      is a failure of the instances' initialization, not of their health).
+  returned: always
+  type: float
+  sample: 180.2
+in_service_at:
+  description: UTC time (ISO 8601) of that observation; V(null) when the instances were not seen C(InService).
+  returned: always
+  type: str
+  sample: "2024-05-01T12:03:00.412345Z"
 elapsed:
   description: Seconds spent in the call.
   returned: always

@@ -127,7 +127,7 @@ def test_release_through_ansible_runner_tells_the_story(aws, tmp_path):
     # The job's task list tells the phases in order.
     _in_order(_task_starts(events), [
         r"^Validate the inputs", r"^Check that the listener or rule exists", r"^Lock the stack",
-        r"^Provision the fleet", r"^Wait until the new instances are InService",
+        r"^Provision the fleet",
         r"^Gate the new fleet", r"^Shift all the traffic", r"^Remove old versions", r"^Write release-report.json",
         r"^Publish the release for AWX workflows", r"^Unlock the stack",
     ])
@@ -172,7 +172,7 @@ def test_failed_release_through_ansible_runner_names_the_phase(threaded_aws, tmp
     failed = [e for e in events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
     # the gate failed (rescued), then the play failed on purpose, naming the phase and the rollback
     assert [e["event_data"]["task"] for e in failed] == [
-        "Gate the new fleet (target health, alarms, HTTP checks)",
+        "Gate the new fleet (instances InService, then target health, alarms, HTTP checks)",
         "Fail the release with what happened and what was rolled back"], [e["event_data"]["task"] for e in failed]
     message = failed[-1]["event_data"]["res"]["msg"]
     assert message.startswith("Release of 1.0.0 FAILED in phase health (Gate the new fleet"), message

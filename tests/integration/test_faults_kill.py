@@ -123,7 +123,8 @@ CASES = [
     KillCase("kprov", "provision", "bake",
              arm=_hold("autoscaling", "CreateAutoScalingGroup", lambda c: f"{c.stack['app']}-test-1.1.0"), reached=_held),
     KillCase("kinit", "initialization", "provision", arm=_slow_instances, reached=_done("provision")),
-    KillCase("khealth", "health", "initialization", arm=_registering, reached=_done("initialization")),
+    # The gate waits for both: killed while it waits for the targets of InService instances.
+    KillCase("khealth", "health", "provision", arm=_registering, reached=_done("provision", seconds=3)),
     KillCase("kshift", "shift", "health", settings={"strategy": "canary", "canary": {"steps": [10, 100], "pause_seconds": 15}},
              reached=_weight(10)),
     KillCase("kwatch", "watch", "shift", settings={"bake_seconds": 3}, arm=_watch_held, reached=_watch_reached),

@@ -108,9 +108,20 @@ def test_older_failed_activity_followed_by_success_is_ok():
     assert health.evaluate(observation(activities=acts), spec())[0] == "healthy"
 
 
-def test_in_progress_activity_does_not_hide_a_failure():
+def test_newer_activity_in_progress_makes_an_older_failure_history():
+    # A failed version released again: scaled up from 0, its new launch is in progress; the failure
+    # of the earlier attempt must not fail the gate at once.
     acts = [_activity("Failed", 1, message="boom"), _activity("InProgress", 2)]
-    assert health.evaluate(observation(activities=acts), spec())[0] == "failed"
+    status, checks, _summary = health.evaluate(observation(activities=acts), spec())
+    assert [c["status"] for c in checks if c["name"] == "scaling_activities"] == ["healthy"]
+
+
+def test_a_retry_that_fails_again_fails():
+    # AWS retries a failed launch: once the retry failed too, it is the latest activity.
+    acts = [_activity("Failed", 1, message="boom"), _activity("InProgress", 2), _activity("Failed", 3, message="boom again")]
+    acts[1]["StatusCode"] = "Failed"
+    status, _checks, summary = health.evaluate(observation(activities=acts), spec())
+    assert status == "failed" and "boom again" in summary
 
 
 def test_replacement_for_failing_health_fails():
@@ -305,3 +316,30 @@ def test_tagging_in_check_mode_makes_no_call():
     changed, plan = ami.tag_image(ec2, image(), DESIRED, check_mode=True)
     assert changed and set(plan) == {"ami-1", "snap-1"}
     ec2.create_tags.assert_not_called()
+
+
+def test_wait_loop_tells_the_initialization_from_the_target_health(monkeypatch):
+    # Instances InService from t=4, their targets healthy from t=8: the first is the end of the
+    # initialization, with its UTC time, the second the time to healthy.
+    clock = FakeClock()
+
+    def observe(clients, s, http_get=None, http_state=None):
+        state = "InService" if clock.now >= 4 else "Pending"
+        return observation(instances=[instance("i-1", state), instance("i-2", state)],
+                           targets=[target("i-1", "healthy" if clock.now >= 8 else "initial"), target("i-2")])
+
+    monkeypatch.setattr(health, "observe", observe)
+    stamps = iter(["2024-05-01T12:00:04.000000Z", "never read"])
+    result = health.wait_healthy(None, spec(), timeout=60, poll_interval=2, clock=clock, sleep=clock.sleep,
+                                 utc_now=lambda: next(stamps))
+    assert result["healthy"] and result["time_to_in_service"] == 4 and result["time_to_healthy"] == 8
+    assert result["in_service_at"] == "2024-05-01T12:00:04.000000Z"
+
+
+def test_a_launch_that_never_gets_in_service_has_no_in_service_time(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(health, "observe", lambda clients, s, http_get=None, http_state=None: observation(
+        instances=[], targets=[]))
+    result = health.wait_healthy(None, spec(), timeout=4, poll_interval=2, clock=clock, sleep=clock.sleep)
+    assert result["timed_out"] and result["time_to_in_service"] is None and result["in_service_at"] is None
+    assert "0/2 desired instances InService" in result["summary"]

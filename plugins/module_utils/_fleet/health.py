@@ -26,6 +26,7 @@ request per HTTP check.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import time
@@ -46,7 +47,6 @@ STATUS_FAILED = "failed"
 _HEALTH_REPLACEMENT = re.compile(
     r"health[- ]check|unhealthy|status check failure", re.IGNORECASE
 )
-_FINISHED = ("Successful", "Failed", "Cancelled")
 _FAILED_ACTIVITY = ("Failed", "Cancelled")
 MAX_ACTIVITIES = 20
 BODY_EXCERPT = 200
@@ -221,15 +221,19 @@ def _activity_text(activity):
 
 
 def _evaluate_activities(activities):
-    """A failed latest finished scaling activity, or any replacement for failing health: failed."""
+    """The latest scaling activity failed, or any replacement for failing health: failed.
+
+    Only the latest activity (finished or not) counts for a failed launch: a fleet scaled up
+    again after a failed attempt (a retried version) has a newer activity in progress, and the
+    old failure is history. While AWS keeps failing a launch, its retries fail too.
+    """
     ordered = sorted(activities, key=lambda a: str(a.get("StartTime", "")), reverse=True)
     for activity in ordered:
         cause = activity.get("Cause") or ""
         if activity.get("Description", "").startswith("Terminating") and _HEALTH_REPLACEMENT.search(cause):
             return _check("scaling_activities", STATUS_FAILED, "an instance is being replaced for failing health checks: " + _activity_text(activity))
-    finished = [a for a in ordered if a.get("StatusCode") in _FINISHED]
-    if finished and finished[0]["StatusCode"] in _FAILED_ACTIVITY:
-        activity = finished[0]
+    if ordered and ordered[0].get("StatusCode") in _FAILED_ACTIVITY:
+        activity = ordered[0]
         return _check("scaling_activities", STATUS_FAILED, f"scaling activity {activity['StatusCode']}: " + _activity_text(activity))
     return _check("scaling_activities", STATUS_HEALTHY, "no failed scaling activity")
 
@@ -340,9 +344,17 @@ def evaluate(observation, spec):
 # --------------------------------------------------------------------------------------------
 
 
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def wait_healthy(clients, spec, timeout=600, poll_interval=5, wait=True, http_get=None, clock=time.monotonic, sleep=time.sleep,
-                 watch_seconds=0):
+                 watch_seconds=0, utc_now=_utc_now):
     """Poll until healthy, failed or timed out; return a result dict (``status`` says which).
+
+    The first poll that finds the group's desired instances InService gives ``time_to_in_service``
+    and ``in_service_at`` (UTC), so a caller can tell the instances' initialization from the
+    target health that follows it, and a failure before it (a failed launch) from one after.
 
     With ``watch_seconds`` > 0, a fleet seen healthy is then watched: polled every
     ``poll_interval`` for ``watch_seconds`` more seconds, and the first poll that is not healthy
@@ -355,11 +367,14 @@ def wait_healthy(clients, spec, timeout=600, poll_interval=5, wait=True, http_ge
     polls = 0
     watch_end = None
     time_to_healthy = None
+    in_service = None  # (seconds from the start, UTC time) of the first poll with every instance InService
     while True:
         observation = observe(clients, spec, http_get=http_get, http_state=http_state)
         polls += 1
         status, checks, summary = evaluate(observation, spec)
         now = clock()
+        if in_service is None and any(c["name"] == "auto_scaling_group" and c["status"] == STATUS_HEALTHY for c in checks):
+            in_service = (round(now - start, 3), utc_now())
         if watch_end is not None and status != STATUS_HEALTHY:
             # Watching: anything but healthy is a failure, at once.
             status = STATUS_FAILED
@@ -377,6 +392,8 @@ def wait_healthy(clients, spec, timeout=600, poll_interval=5, wait=True, http_ge
             "target_group_arns": sorted(observation["target_health"]),
             "instances": instance_summary(group, observation["target_health"]) if group else [],
             "time_to_healthy": round(now - start, 3) if status == STATUS_HEALTHY else None,
+            "time_to_in_service": in_service[0] if in_service else None,
+            "in_service_at": in_service[1] if in_service else None,
             "timed_out": False,
             "watched": 0.0,
             "watch_failed": False,
