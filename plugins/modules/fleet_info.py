@@ -66,6 +66,21 @@ options:
         C(DescribeLaunchTemplateVersions) call per launch template with more than one version.
     type: bool
     default: true
+  include_images:
+    description:
+      - Read the stack's AMIs (one C(DescribeImages) call per page) for RV(fleets[].ami).
+      - When V(false), RV(fleets[].ami) only has the image ID of the launch template (O(include_launch_template_data)),
+        or is V(null). O(drift=true) needs it.
+    type: bool
+    default: true
+  include_launch_template_data:
+    description:
+      - Read the default version of each fleet's launch template (one C(DescribeLaunchTemplateVersions) call per
+        fleet) for the image and instance type of RV(fleets[].launch_template).
+      - When V(false), those are V(null); a caller that needs only the versions, their traffic, capacity and status
+        (as the release playbook) saves one call per version. O(drift=true) needs it.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -459,6 +474,8 @@ def main():
         traffic_point=dict(type="str"),
         health=dict(type="bool", default=True),
         drift=dict(type="bool", default=True),
+        include_images=dict(type="bool", default=True),
+        include_launch_template_data=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     client = client_factory(module)
@@ -466,7 +483,8 @@ def main():
     try:
         stack = describe_fleets(
             client, module.params["app"], module.params["environment"], traffic_point=module.params["traffic_point"],
-            health=module.params["health"], drift=module.params["drift"],
+            health=module.params["health"], drift=module.params["drift"], include_images=module.params["include_images"],
+            include_launch_template_data=module.params["include_launch_template_data"],
         )
     except FleetError as e:
         module.fail_json(msg=e.msg, **e.details)

@@ -157,6 +157,29 @@ def test_health_and_drift_off(aws_endpoint, run_module, stack):
     assert result["live_version"] == "1.1"
 
 
+def test_without_images_and_launch_template_data(aws_endpoint, run_module, stack):
+    # What the release playbook reads: versions, traffic, capacity, status - one call per version fewer.
+    aws = aws_endpoint
+    args = dict(app="shop", environment="prod", health=False, drift=False)
+    full = run_module(aws, MODULE, args)
+    aws.clear_calls()
+    lean = run_module(aws, MODULE, dict(args, include_images=False, include_launch_template_data=False))
+    calls = Counter(aws.calls())
+    assert calls[("ec2", "DescribeImages")] == 0 and calls[("ec2", "DescribeLaunchTemplateVersions")] == 0, calls
+    assert sum(calls.values()) <= 6, calls
+    keep = ("version", "live", "serving", "traffic_percent", "complete", "failed", "status", "instance_counts", "attach_rules")
+    assert [{k: f[k] for k in keep} for f in lean["fleets"]] == [{k: f[k] for k in keep} for f in full["fleets"]]
+    assert [f["auto_scaling_group"] for f in lean["fleets"]] == [f["auto_scaling_group"] for f in full["fleets"]]
+    assert (lean["live_version"], lean["previous_version"]) == (full["live_version"], full["previous_version"]) == ("1.1", "1.0")
+    assert all(f["launch_template"]["instance_type"] is None for f in lean["fleets"])
+    assert all(f["launch_template"]["instance_type"] == "t3.micro" for f in full["fleets"])
+
+    aws.clear_calls()
+    result = run_module(aws, MODULE, dict(app="shop", environment="prod", include_launch_template_data=False))
+    assert result["failed"] and "keep include_images and include_launch_template_data true" in result["msg"]
+    assert aws.calls() == []
+
+
 def test_drift_is_reported(aws, run_module, tmp_path):
     stack = _build(aws, run_playbook, tmp_path)
     ec2 = aws.client("ec2")

@@ -187,13 +187,18 @@ def describe_rules(client, listener_arn):
     return _paginate(client, "describe_rules", ListenerArn=listener_arn).get("Rules", [])
 
 
-def observe_stack(clients, app, environment=None, include_launch_template_data=True):
+def observe_stack(clients, app, environment=None, include_launch_template_data=True, include_images=True,
+                  include_listeners=True):
     """Make the discovery API calls for stack (app, environment); return the raw descriptions.
 
     Returns a dict with boto3 shapes: ``images``, ``launch_templates``,
     ``launch_template_versions`` ({lt id: default version description}),
     ``auto_scaling_groups``, ``target_groups`` (each with an added ``Tags`` dict),
     ``listeners`` and ``rules`` (non-default rules of those listeners).
+
+    A caller that needs only the fleets' parts (traffic_shift: which target group is which
+    version, complete, failed) leaves out the AMIs (``include_images``), the launch templates'
+    data and the load balancers' listeners and rules (``include_listeners``).
     """
     app, environment = validate_stack(app, environment)
     ec2 = get_client(clients, "ec2")
@@ -201,7 +206,7 @@ def observe_stack(clients, app, environment=None, include_launch_template_data=T
     tagging = get_client(clients, "resourcegroupstaggingapi")
 
     filters = ec2_filters(app, environment)
-    images = [i for i in describe_images(ec2, filters) if is_owned(i.get("Tags"), app, environment)]
+    images = [i for i in describe_images(ec2, filters) if is_owned(i.get("Tags"), app, environment)] if include_images else []
     templates = [
         t for t in describe_launch_templates(ec2, filters) if is_owned(t.get("Tags"), app, environment)
     ]
@@ -233,7 +238,7 @@ def observe_stack(clients, app, environment=None, include_launch_template_data=T
         target_group["Tags"] = tg_tags.get(target_group["TargetGroupArn"], {})
         target_groups.append(target_group)
 
-    load_balancer_arns = sorted({lb for tg in target_groups for lb in tg.get("LoadBalancerArns", [])})
+    load_balancer_arns = sorted({lb for tg in target_groups for lb in tg.get("LoadBalancerArns", [])}) if include_listeners else []
     listeners = []
     rules = []
     for load_balancer_arn in load_balancer_arns:
@@ -258,10 +263,12 @@ def observe_stack(clients, app, environment=None, include_launch_template_data=T
     }
 
 
-def discover_stack(clients, app, environment=None, traffic_point=None, include_launch_template_data=True):
+def discover_stack(clients, app, environment=None, traffic_point=None, include_launch_template_data=True,
+                   include_images=True, include_listeners=True):
     """Discover stack (app, environment): `observe_stack` then `build_stack` (see there)."""
     app, environment = validate_stack(app, environment)
-    observed = observe_stack(clients, app, environment, include_launch_template_data=include_launch_template_data)
+    observed = observe_stack(clients, app, environment, include_launch_template_data=include_launch_template_data,
+                             include_images=include_images, include_listeners=include_listeners)
     return build_stack(observed, app, environment, traffic_point=traffic_point)
 
 
@@ -458,7 +465,11 @@ def group_fleets(observed, app, environment=None):
         else:
             ami = None
 
-        created = [_as_time(tags.get(TAG_CREATED_AT)) for dummy, tags in chosen]
+        # A fleet is as old as its parts (launch template, target group, group); its AMI counts only
+        # when there is nothing else: an AMI baked long before (or shared by) the fleet does not make
+        # it older, and readers that skip the AMIs (traffic_shift) order the versions the same way.
+        parts = [p for p in (template, target_group, group) if p is not None] or chosen
+        created = [_as_time(tags.get(TAG_CREATED_AT)) for dummy, tags in parts]
         created = [c for c in created if c is not None]
         if not created:
             # No (parsable) cattle:created-at tag: fall back to the resources' creation times.

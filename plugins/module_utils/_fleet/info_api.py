@@ -35,6 +35,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.transformation import a
 from .discovery import discover_stack
 from .discovery import get_client
 from .errors import FleetAWSErrorHandler
+from .errors import FleetError
 from .info import edited_launch_templates
 from .info import enrich_stack
 from .info import instance_ids_to_describe
@@ -110,9 +111,18 @@ def observe_fleet_details(clients, stack, health=True, drift=True):
     return details
 
 
-def describe_fleets(clients, app, environment=None, traffic_point=None, health=True, drift=True):
-    """What fleet_info returns: the discovered stack, with instance counts, target health and drift."""
+def describe_fleets(clients, app, environment=None, traffic_point=None, health=True, drift=True, include_images=True,
+                    include_launch_template_data=True):
+    """What fleet_info returns: the discovered stack, with instance counts, target health and drift.
+
+    Drift compares the instances with the fleets' AMIs and launch templates: it needs both read."""
     app, environment = validate_stack(app, environment)
-    stack = discover_stack(clients, app, environment, traffic_point=traffic_point)
+    if drift and not (include_images and include_launch_template_data):
+        raise FleetError(
+            "drift=true compares the instances with the fleets' AMIs and launch templates: keep include_images and "
+            "include_launch_template_data true (their default), or set drift=false."
+        )
+    stack = discover_stack(clients, app, environment, traffic_point=traffic_point, include_images=include_images,
+                           include_launch_template_data=include_launch_template_data)
     details = observe_fleet_details(clients, stack, health=health, drift=drift)
     return enrich_stack(stack, details, health=health, drift=drift)

@@ -203,7 +203,9 @@ def observe_point(clients, listener_arn=None, rule_arn=None, route53=None):
 def observe(clients, app, environment=None, listener_arn=None, rule_arn=None, route53=None):
     """The traffic point and the stack's fleets: {"backend", "point", "fleets"}."""
     point = observe_point(clients, listener_arn=listener_arn, rule_arn=rule_arn, route53=route53)
-    stack = discover_stack(clients, app, environment, include_launch_template_data=False)
+    # The fleets' parts only: the weights are the point's, the attach rules that matter are on its listener.
+    stack = discover_stack(clients, app, environment, include_launch_template_data=False, include_images=False,
+                           include_listeners=False)
     observed = {
         "app": app,
         "environment": environment,
@@ -215,15 +217,11 @@ def observe(clients, app, environment=None, listener_arn=None, rule_arn=None, ro
     if point["type"] == "route53":
         return observed
     point["listener_arn"] = point["arn"] if point["type"] == "listener" else listener_arn_of_rule(point["arn"])
-    observed["attach_rules"] = list(stack.get("attach_rules") or [])
-    if not forward_targets(point["actions"]) and point["listener_arn"]:
-        # Not a forward yet (first release): an attach rule may be needed - read the listener's
-        # rules for a free priority and for attach rules discovery cannot see yet.
-        rules = traffic_attach.listener_rules(get_client(clients, "elbv2"), point["listener_arn"])
-        observed["listener_rules"] = rules
-        known = {a["rule_arn"] for a in observed["attach_rules"]}
-        observed["attach_rules"] += [a for a in traffic_attach.owned_attach_rules(rules, app, environment)
-                                     if a["rule_arn"] not in known]
+    # The stack's attach rules on the point's listener (deleted once their version is in the forward
+    # action), and its rules' priorities (a first release's attach rule needs a free one).
+    rules = traffic_attach.listener_rules(get_client(clients, "elbv2"), point["listener_arn"])
+    observed["listener_rules"] = rules
+    observed["attach_rules"] = traffic_attach.owned_attach_rules(rules, app, environment)
     return observed
 
 
