@@ -36,8 +36,9 @@ def render(record):
 
 
 def _current(path):
+    """(content as bytes, mode) of the file at path; (None, None) when there is none."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, "rb") as f:
             return f.read(), os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         return None, None
@@ -53,7 +54,8 @@ def write_files(dest, contents, check_mode=False, dir_mode=0o755, file_mode=0o64
     for name, content in contents.items():
         path = os.path.join(dest, name)
         current, mode = _current(path)
-        if current == content and mode == file_mode:
+        # Compared as bytes: a file of that name that is not UTF-8 is simply replaced.
+        if current == content.encode("utf-8") and mode == file_mode:
             continue
         changed.append(path)
         if check_mode:

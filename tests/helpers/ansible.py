@@ -99,11 +99,12 @@ def run_module(endpoint: Any, module: str, args: dict[str, Any] | None = None, c
 def run_playbook(endpoint: Any, playbook: str | os.PathLike, extra_vars: dict[str, Any] | None = None,
                  check: bool = False, diff: bool = False, extra_env: dict[str, str] | None = None,
                  cwd: str | os.PathLike | None = None, verbosity: int = 0,
-                 timeout: float = 600) -> tuple[int, str, str]:
+                 timeout: float = 600, extra_args: list[str] | None = None) -> tuple[int, str, str]:
     """Run a playbook (a path, or an FQCN like ``cattle.aws.sandbox``); return (rc, stdout, stderr).
 
     Uses the default stdout callback (human-readable). ``extra_vars`` are passed as a JSON
-    file (``-e @file``), so types survive.
+    file (``-e @file``), so types survive; ``extra_args`` go on the command line after it (for
+    example ``["-e", "keep=3"]``: a string, as a user typing it gives it).
     """
     playbook = str(playbook)
     with tempfile.TemporaryDirectory(prefix="cattle-run-playbook-") as tmp:
@@ -113,6 +114,7 @@ def run_playbook(endpoint: Any, playbook: str | os.PathLike, extra_vars: dict[st
             with open(vars_path, "w", encoding="utf-8") as f:
                 json.dump(extra_vars, f)
             cmd += ["-e", "@" + vars_path]
+        cmd += list(extra_args or [])
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                               env=ansible_env(endpoint, extra_env), cwd=cwd or REPO_ROOT)
     return proc.returncode, proc.stdout, proc.stderr

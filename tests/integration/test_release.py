@@ -102,6 +102,28 @@ def test_validation_fails_before_any_change(aws, run_playbook, tmp_path):
     assert aws.mutating_calls() == []
 
 
+def test_numbers_and_switches_typed_on_the_command_line(aws, run_playbook, tmp_path):
+    # `-e keep=3 -e retry_failed=false` gives strings: they mean what they say (false is false).
+    from helpers.faults import seed_fleet, seed_live
+
+    stack = make_stack(aws, tmp_path)
+    seed_live(aws, stack)
+    seed_fleet(aws, stack, "1.1.0", status="failed")
+    typed = ["-e", "keep=3", "-e", "lock_ttl=600", "-e", "bake_seconds=0", "-e", "releases_per_week=2.5"]
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.1.0"), extra_args=typed + ["-e", "retry_failed=false"])
+    assert rc != 0 and "Version 1.1.0 failed before and retry_failed is false" in out + err, (out + err)[-3000:]
+    assert [c for c in aws.mutating_calls() if c[0] != "ssm"] == []
+    assert lock_value(aws) is None
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.1.0"), extra_args=typed + ["-e", "retry_failed=yes"])
+    assert rc == 0, (out + err)[-3000:]
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    record, dummy = report(stack)
+    assert record["cost"]["releases_per_week"] == 2.5
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.1.0"), extra_args=["-e", "keep=abc"])
+    assert rc != 0 and "keep" in out + err and "int" in out + err
+
+
 def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_module, tmp_path):
     stack = make_stack(aws, tmp_path)
     held = run_module(aws, "cattle.aws.stack_lock", dict(app="shop", environment="test", version="0.9.0",

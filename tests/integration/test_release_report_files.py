@@ -61,6 +61,12 @@ def test_writes_both_files_then_changes_nothing(run_playbook, tmp_path):
     assert result["written"] == [str(dest / "release-report.json"), str(dest / "release-report.html")]
     assert json.loads((dest / "release-report.json").read_text())["result"] == "rolled_back"
 
+    # A file of that name that is not UTF-8 (left by something else) is replaced, not an error.
+    (dest / "release-report.html").write_bytes(b"\xff\xfe not a report")
+    rc, out, result = _write(run_playbook, dest, record=dict(RECORD, result="rolled_back", failed_phase="shift"))
+    assert rc == 0 and result["written"] == [str(dest / "release-report.html")], out
+    assert "<svg" in (dest / "release-report.html").read_text()
+
 
 def test_errors_name_the_option(run_playbook, tmp_path):
     rc, out, dummy = _write(run_playbook, tmp_path / "r", record={"phases": {}})
