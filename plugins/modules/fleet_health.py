@@ -22,8 +22,9 @@ description:
     O(alarm_name_prefix) is in C(ALARM). Every HTTP check of O(http_checks) has answered as expected the
     required number of consecutive times.
   - Fails at once, with the AWS reason, when the latest scaling activity failed (for example a launch
-    failure; a failure followed by a newer activity, as when a fleet is scaled up again, is history), when an instance is being replaced for failing its health checks, when a watched
-    alarm is in C(ALARM) or does not exist, or when the group has desired capacity 0.
+    failure; a failure followed by a newer activity, as when a fleet is scaled up again, is history),
+    when an instance is being replaced for failing its health checks, when a watched alarm is in
+    C(ALARM) or does not exist, or when the group has desired capacity 0.
   - Target groups report C(unused) targets while no listener forwards to them, and AWS runs no health
     checks then; attach the target group to a listener (weight 0 is enough) before gating it.
   - Read-only; makes no change in AWS.
