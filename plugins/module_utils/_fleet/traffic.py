@@ -46,6 +46,8 @@ import math
 import time
 from fractions import Fraction
 
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+
 from .discovery import forward_targets
 from .discovery import listener_arn_of_rule
 from .discovery import previous_version as stack_previous_version
@@ -198,6 +200,31 @@ def observe_point(clients, listener_arn=None, rule_arn=None, route53=None):
     if listener is None:
         raise FleetError(f"Listener {listener_arn} not found: check listener_arn.")
     return {"type": "listener", "arn": listener_arn, "actions": listener.get("DefaultActions", [])}
+
+
+def load_balancer_arn_of_listener(listener_arn):
+    """The load balancer ARN of a listener ARN (``...:listener/app/lb/id/listener-id``)."""
+    return listener_arn.replace(":listener/", ":loadbalancer/", 1).rsplit("/", 1)[0]
+
+
+def describe_point(clients, listener_arn=None, rule_arn=None):
+    """The ALB listener or rule as cattle.aws.traffic_point_info returns it; FleetError when it does not exist."""
+    point = observe_point(clients, listener_arn=listener_arn, rule_arn=rule_arn)
+    listener = point["arn"] if point["type"] == "listener" else listener_arn_of_rule(point["arn"])
+    actions = sorted(point["actions"], key=lambda a: a.get("Order", 0))
+    fixed = next((a.get("FixedResponseConfig") for a in actions if a.get("Type") == "fixed-response"), None)
+    return {
+        "type": point["type"],
+        "arn": point["arn"],
+        "listener_arn": listener,
+        "load_balancer_arn": load_balancer_arn_of_listener(listener),
+        "priority": point.get("priority"),
+        "forward": [{"target_group_arn": arn, "weight": weight} for arn, weight in forward_targets(actions)],
+        "fixed_response": None if fixed is None else {
+            "status_code": fixed.get("StatusCode"), "content_type": fixed.get("ContentType"),
+            "message_body": fixed.get("MessageBody")},
+        "actions": [camel_dict_to_snake_dict(action) for action in actions],
+    }
 
 
 def observe(clients, app, environment=None, listener_arn=None, rule_arn=None, route53=None):
