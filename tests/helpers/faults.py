@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import uuid
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,13 +30,6 @@ from typing import Any, Callable
 import pytest
 
 from helpers.release import AMI, groups, lock_value, weights
-
-# The two release batches of the fault matrix (test_faults_kill.py, test_faults_release.py) take about
-# 8 minutes and 13 CPU-minutes on 2 cores, more than CI's `make test` budget: `make test-faults` runs them.
-RELEASE_BATCH = pytest.mark.skipif(
-    os.environ.get("CATTLE_FAULT_MATRIX") != "1",
-    reason="the fault matrix's release batches run with `make test-faults` (CATTLE_FAULT_MATRIX=1)")
-
 
 @dataclass
 class Ctx:

@@ -28,7 +28,6 @@ from typing import Any, Callable
 import pytest
 
 from helpers.faults import (
-    RELEASE_BATCH,
     Ctx,
     HttpFaults,
     Watcher,
@@ -47,7 +46,7 @@ from helpers.faults import (
 from helpers.observer import TrafficObserver
 from helpers.release import lock_value, make_stack, weights
 
-pytestmark = [pytest.mark.integration, RELEASE_BATCH]  # `make test-faults`
+pytestmark = pytest.mark.integration
 
 LOCK_TTL = 3
 BASE = {"health": {"timeout": 120, "poll_interval": 1}, "lock_ttl": LOCK_TTL}

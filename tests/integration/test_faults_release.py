@@ -31,7 +31,6 @@ import pytest
 from helpers.endpoint import Endpoint
 from helpers.observer import TrafficObserver
 from helpers.faults import (
-    RELEASE_BATCH,
     Ctx,
     HttpFaults,
     Rule,
@@ -54,7 +53,7 @@ from helpers.faults import (
 )
 from helpers.release import AMI, lock_value, make_stack, weights
 
-pytestmark = [pytest.mark.integration, RELEASE_BATCH]  # `make test-faults`
+pytestmark = pytest.mark.integration
 
 FAST = {"health": {"timeout": 4, "poll_interval": 1}, "lock_ttl": 600, "keep": 2}
 CANARY = {"strategy": "canary", "canary": {"steps": [10, 50, 100], "pause_seconds": 8}}
