@@ -61,6 +61,29 @@ def _encode_arguments(module_args):
     return json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, cls=_ARGUMENTS_ENCODER, **_ARGUMENTS_ENCODER_OPTIONS).encode()
 
 
+try:  # ansible-core >= 2.19: what the AnsiballZ wrapper prints for an exception a module did not handle
+    from ansible.module_utils._internal._ansiballz._loader import _handle_exception
+except ImportError:  # ansible-core 2.17, 2.18: the interpreter prints the traceback
+    _handle_exception = None
+
+
+def _exit_status(exit_):
+    return 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
+
+
+def _unhandled_exception(exception):
+    """Report an exception the module did not handle as its process would (on the captured streams); its exit status."""
+    if _handle_exception is not None:
+        try:
+            _handle_exception(exception, SERIALIZATION_PROFILE)
+        except SystemExit as exit_:
+            return _exit_status(exit_)
+        except Exception:  # pylint: disable=broad-except
+            pass  # ansible-core changed it: fall back to the traceback
+    sys.stderr.write(traceback.format_exc())
+    return 1
+
+
 class DirectExecutionAction(NormalAction):
     """The normal action of a module, with the module run in this process when that is the same."""
 
@@ -127,12 +150,11 @@ class DirectExecutionAction(NormalAction):
         try:
             sys.stdout, sys.stderr = stdout, stderr
             module.main()
+            raise RuntimeError("New-style module did not handle its own exit.")
         except SystemExit as exit_:
-            rc = 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
-        except Exception:  # pylint: disable=broad-except
-            # What a module process does with an unhandled exception: the traceback on stderr, rc 1.
-            rc = 1
-            stderr.write(traceback.format_exc())
+            rc = _exit_status(exit_)
+        except Exception as ex:  # pylint: disable=broad-except
+            rc = _unhandled_exception(ex)
         finally:
             sys.stdout, sys.stderr = saved
             basic._ANSIBLE_ARGS = None
