@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
-
 from helpers.release import AMI, groups, lock_value, weights
+
 
 @dataclass
 class Ctx:
