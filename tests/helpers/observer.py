@@ -135,10 +135,15 @@ class TrafficObserver:
     def _action(self) -> list[dict[str, Any]]:
         backend = self._backend()
         if backend is not None:
+            # The load balancer's own state, not the Describe* answers: a test may patch those to
+            # emulate AWS' eventual consistency (a stale read-back), which must reach the module's
+            # read, not the observer's.
+            # (list() copies in one step: the server's threads may add a load balancer meanwhile.)
+            listeners = [listener for lb in list(backend.load_balancers.values()) for listener in list(lb.listeners.values())]
             if self.rule_arn:
-                [rule] = backend.describe_rules(None, [self.rule_arn])
+                [rule] = [r for listener in listeners for r in list(listener.rules.values()) if r.arn == self.rule_arn]
                 return _plain_actions(rule.actions)
-            [listener] = backend.describe_listeners(None, [self.listener_arn])
+            [listener] = [listener for listener in listeners if listener.arn == self.listener_arn]
             return _plain_actions(listener.default_actions)
         if self.rule_arn:
             [rule] = self._client.describe_rules(RuleArns=[self.rule_arn])["Rules"]
