@@ -124,7 +124,6 @@ tags_added:
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.ami import describe_image
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.ami import find_images
@@ -132,7 +131,7 @@ from ansible_collections.cattle.aws.plugins.module_utils._fleet.ami import image
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.ami import tag_image
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.tags import ownership_tags
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 
 def run(ec2, params, check_mode):
@@ -159,8 +158,7 @@ def main():
         cleanup_on_failure=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    identify(module)
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    ec2 = client_factory(module)("ec2")
     try:
         result = run(ec2, module.params, module.check_mode)
     except FleetError as e:

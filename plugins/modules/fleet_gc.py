@@ -195,7 +195,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.gc import run_gc
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 SERVICES = ("ec2", "autoscaling", "elbv2", "resourcegroupstaggingapi")
 
@@ -214,10 +214,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    identify(module)
     params = module.params
     try:
-        clients = {service: module.client(service) for service in SERVICES}
+        client = client_factory(module, retry=False)
+        clients = {service: client(service) for service in SERVICES}
         result = run_gc(
             clients, params["app"], params["environment"], keep=params["keep"], protect=params["protect"],
             mode=params["mode"], prune_images=params["prune_images"], drain_timeout=params["drain_timeout"],

@@ -449,7 +449,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.fleet import build_desired
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.fleet import ensure_fleet
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 SERVICES = ("ec2", "autoscaling", "elbv2", "resourcegroupstaggingapi")
 
@@ -517,12 +517,12 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
     )
-    identify(module)
     try:
         # Every input check before any AWS call; whether the fleet exists (needed without the spec
         # options) is checked after the reads, before any change.
         desired = build_desired(module.params)
-        clients = {service: module.client(service) for service in SERVICES}
+        client = client_factory(module, retry=False)
+        clients = {service: client(service) for service in SERVICES}
         result = ensure_fleet(clients, desired, check_mode=module.check_mode)
     except FleetError as e:
         module.fail_json(msg=e.msg, **e.details)

@@ -212,7 +212,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.errors import FleetError
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.lock import acquire
 from ansible_collections.cattle.aws.plugins.module_utils._fleet.lock import release
-from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import identify
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import client_factory
 
 
 def default_holder():
@@ -239,12 +239,11 @@ def main():
         parameter_prefix=dict(type="str", default="/cattle/locks"),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    identify(module)
     p = module.params
     common = dict(app=p["app"], environment=p["environment"], token=p["token"], force=p["force_unlock"],
                   prefix=p["parameter_prefix"], check_mode=module.check_mode)
     try:
-        client = module.client("ssm")
+        client = client_factory(module, retry=False)("ssm")
         if p["state"] == "acquired":
             result = acquire(client, holder=p["holder"] or default_holder(), version=p["version"],
                              purpose=p["purpose"], ttl=p["ttl"], wait=p["wait"], **common)

@@ -39,7 +39,14 @@ from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
 from ansible.vars.clean import remove_internal_keys
 
+from ansible_collections.cattle.aws.plugins.module_utils._fleet.connection import warm_up
+
 display = Display()
+
+# ansible's strategy imports a task's action plugin in the controller's main process (to read its
+# BYPASS_HOST_LOOP) before it forks the task's worker: loading the AWS SDK here loads it once for
+# every cattle.aws module the play runs in a worker, instead of once per task.
+warm_up()
 
 ENABLE_VAR = "cattle_aws_direct_execution"
 # Modules without METADATA (ours) are (de)serialized with ansible's legacy profile.
