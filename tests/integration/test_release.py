@@ -48,6 +48,8 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     assert {"validate", "lock", "provision", "initialization", "health", "shift", "cleanup"} <= set(phases)
     assert second["cost"]["currency"] == "USD" and second["cost"]["cost"] != "unknown"
     assert "released in" in out and "1.1.0 is live, 1.0.0 kept for a rollback" in out
+    progress = re.findall(r'"msg": "(\[shop/test 1\.1\.0\] [^"]*)"', out)
+    assert len(progress) >= 9 and [line for line in progress if "\\n" in line] == [], "each progress line is one line"
     # set_stats for AWX workflows (the default callback prints them with ANSIBLE_SHOW_CUSTOM_STATS).
     stats = json.loads(re.search(r"CUSTOM STATS: \*+\s*RUN: (\{.*\})", out, re.S).group(1))
     assert stats["cattle_release_version"] == "1.1.0" and stats["cattle_release_result"] == "success"
