@@ -100,6 +100,8 @@ def test_the_same_results_in_the_worker_as_in_a_module_process(aws, run_playbook
         "in the worker process",
     ], out
     assert [module for module, _way in _decisions(out)][-1] == "cattle.aws.fleet_info"
+    # Every module run in a worker found the AWS SDK loaded by ansible's main process before the fork.
+    assert out.count("cattle.aws: the AWS SDK was preloaded by ansible's main process") == ways.count("in the worker process")
     delegated = json.loads((tmp_path / "results.json.delegated").read_text())
     assert delegated.get("failed") is not True and delegated["fleets"] == [], delegated
 

@@ -85,6 +85,11 @@ def warm_up():
     _WARM_LOADER = (data_path, loader)
 
 
+def is_warm():
+    """Whether warm_up() loaded the SDK in this process (or in the process this one was forked from)."""
+    return _WARM_LOADER is not None
+
+
 def _session(profile):
     """A boto3 session for ``profile``, using warm_up()'s loader when its data path is this session's."""
     botocore_session = botocore.session.Session()
