@@ -57,6 +57,7 @@ attributes:
     support: full
     description: An AMI carrying the tags already is not changed.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules

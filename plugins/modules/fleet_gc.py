@@ -82,6 +82,7 @@ attributes:
     support: full
     description: A second run reports no change.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules

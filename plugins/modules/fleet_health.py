@@ -137,6 +137,7 @@ attributes:
     support: full
     description: Read-only.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

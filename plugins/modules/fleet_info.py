@@ -92,6 +92,7 @@ attributes:
     support: full
     description: Read-only.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -276,6 +276,7 @@ notes:
   - Every AWS call that changes something comes after all reads and checks, so an invalid request fails
     before anything is created.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -106,6 +106,7 @@ attributes:
       Acquiring with the O(token) of the current lock and releasing a free lock change nothing;
       acquiring without O(token) twice fails the second time, since the first run holds the lock.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules

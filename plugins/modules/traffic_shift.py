@@ -155,6 +155,7 @@ attributes:
       Reports a change only when the weights (or the action type) really change, or an attach
       rule is created or deleted; an existing attach rule of the version is reused.
 extends_documentation_fragment:
+  - cattle.aws.direct_execution
   - cattle.aws.stack
   - amazon.aws.common.modules
   - amazon.aws.region.modules

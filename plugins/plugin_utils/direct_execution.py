@@ -142,8 +142,8 @@ class DirectExecutionAction(NormalAction):
         self._compute_environment_string(raw_environment_out=environment)
         os.environ.update({str(name): str(value) for name, value in environment.items()})
         display.vvv("cattle.aws: running %s in the worker process" % module_name)
-        display.vvv("cattle.aws: the AWS SDK %s" % ("was preloaded by ansible's main process" if is_warm()
-                                                   else "was not preloaded: the module loads the service models itself"))
+        preloaded = "was preloaded by ansible's main process" if is_warm() else "was not preloaded: the module loads it"
+        display.vvv("cattle.aws: the AWS SDK %s" % preloaded)
         return self._run_in_this_process(module_name, module_args)
 
     def _run_in_this_process(self, module_name, module_args):
