@@ -5,6 +5,11 @@ PYTHON ?= python3
 # One pytest worker per core; each worker starts its own local AWS endpoint.
 PYTEST_ARGS ?= -n auto --dist loadfile
 VENV ?= .venv
+# ansible-core 2.17, the oldest we support: `make test-compat` runs the playbooks' tests with it.
+COMPAT_VENV ?= .venv-core217
+COMPAT_TESTS ?= tests/integration/test_release.py tests/integration/test_release_rollback.py \
+	tests/integration/test_direct_execution.py tests/integration/test_awx_runner.py \
+	tests/integration/test_health_gate.py tests/integration/test_docs_examples.py
 STATE_DIR ?= .local-aws
 BIN := $(VENV)/bin
 COLLECTIONS := build/collections
@@ -14,7 +19,7 @@ export ANSIBLE_LOCALHOST_WARNING := False
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := False
 export ANSIBLE_NOCOLOR := $(if $(CI),1,)
 
-.PHONY: demo test venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint test-faults bench clean
+.PHONY: demo test test-compat venv packer collection dist ee-context endpoint-start endpoint-stop unit integration sanity lint changelog-lint test-faults bench clean
 
 ## demo: a blue/green release against the embedded local AWS endpoint (moto server on 127.0.0.1)
 demo: venv packer collection
@@ -24,7 +29,16 @@ demo: venv packer collection
 test: venv packer collection
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python tools/check_iam_policy.py build/api-calls docs/iam-policy.json
-	$(MAKE) --no-print-directory sanity lint changelog-lint
+	$(MAKE) --no-print-directory test-compat sanity lint changelog-lint
+
+## test-compat: the release, rollback, direct-execution, AWX, health gate and docs tests again with ansible-core 2.17
+test-compat: venv packer collection $(COMPAT_VENV)/.installed
+	CATTLE_ANSIBLE_BIN_DIR=$(CURDIR)/$(COMPAT_VENV)/bin $(BIN)/python -m pytest $(PYTEST_ARGS) $(COMPAT_TESTS)
+
+$(COMPAT_VENV)/.installed: tests/compat-requirements.txt
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/compat-requirements.txt
+	touch $@
 
 ## test-faults: the fault matrix alone (part of `make test`: API faults, SIGKILL in each phase, 10 faults in one run)
 test-faults: venv packer collection

@@ -10,9 +10,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ansible
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_PATH = REPO_ROOT / "build" / "collections"
-BIN_DIR = Path(sys.executable).parent  # the venv's bin: ansible-playbook lives next to python
+# The venv's bin (ansible-playbook lives next to python), or CATTLE_ANSIBLE_BIN_DIR: the bin of a
+# venv with another ansible-core (and boto3), to run the same tests against it (make test-compat).
+BIN_DIR = Path(os.environ.get("CATTLE_ANSIBLE_BIN_DIR") or Path(sys.executable).parent)
+PYTHON = str(BIN_DIR / "python") if os.environ.get("CATTLE_ANSIBLE_BIN_DIR") else sys.executable
+# The collections the test venv's `ansible` package bundles (amazon.aws, ...), for that other ansible-core.
+BUNDLED_COLLECTIONS = Path(ansible.__file__).resolve().parents[1]
 
 # Variables that would point ansible/boto3 somewhere else than the test endpoint.
 _SCRUB = (
@@ -31,8 +38,8 @@ def ansible_env(endpoint: Any = None, extra_env: dict[str, str] | None = None,
     if endpoint is not None:
         env.update(endpoint.env)
     env.update({
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_COLLECTIONS_PATH": f"{COLLECTIONS_PATH}{os.pathsep}{BUNDLED_COLLECTIONS}",
+        "ANSIBLE_PYTHON_INTERPRETER": PYTHON,
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

@@ -8,15 +8,19 @@ whenever running in the worker could differ.
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
+
+from helpers.ansible import PYTHON
 
 pytestmark = pytest.mark.integration
 
 LOCK = {"app": "shop", "environment": "prod", "version": "1.0", "ttl": 600}
 NAME = "/cattle/locks/shop/prod"
 PROCESS = {"cattle_aws_direct_execution": False}
+# ansible-playbook's Python (the test venv's, or CATTLE_ANSIBLE_BIN_DIR's: make test-compat).
+CONTROLLER_PYTHON = PYTHON
+CONTROLLER_BIN = PYTHON.rsplit("/", 1)[0]
 
 
 def _task(name, module_args, register, **extra):
@@ -95,8 +99,7 @@ def test_the_same_results_in_the_worker_as_in_a_module_process(aws, run_playbook
         "as a module process (cattle_aws_direct_execution is false)",
         "in the worker process",
         "in the worker process",
-        "as a module process (interpreter %s is not the controller's %s)" % (
-            str(sys.executable).rsplit("/", 1)[0] + "/python3", sys.executable),
+        "as a module process (interpreter %s/python3 is not the controller's %s)" % (CONTROLLER_BIN, CONTROLLER_PYTHON),
         "in the worker process",
     ], out
     assert [module for module, _way in _decisions(out)][-1] == "cattle.aws.fleet_info"
