@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers.ansible import BIN_DIR, COLLECTIONS_PATH
+from helpers.ansible import BIN_DIR, BUNDLED_COLLECTIONS, COLLECTIONS_PATH, PYTHON
 from helpers.release import lock_value, make_stack, patch_unhealthy, report, weights
 
 ansible_runner = pytest.importorskip("ansible_runner")
@@ -49,9 +48,10 @@ def _private_data_dir(tmp_path, endpoint, extravars):
         "AWS_DEFAULT_REGION": endpoint.env["AWS_REGION"],
         "AWS_ENDPOINT_URL": endpoint.url,
         # AWX installs the project's collections/requirements.yml and points ansible at them
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+        # (and the execution environment's own: amazon.aws, from the `ansible` package here)
+        "ANSIBLE_COLLECTIONS_PATH": f"{COLLECTIONS_PATH}{os.pathsep}{BUNDLED_COLLECTIONS}",
         "ANSIBLE_SHOW_CUSTOM_STATS": "True",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_PYTHON_INTERPRETER": PYTHON,
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
     }))
