@@ -141,6 +141,28 @@ def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_
     assert lock_value(aws)["holder"] == "alice@ci:42", "the other run's lock is left alone"
 
 
+def test_check_mode_checks_a_live_version_and_refuses_a_new_one_before_any_change(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    before = (weights(aws, stack), groups(aws)["1.0.0"]["DesiredCapacity"])
+
+    # The same command in check mode: the live fleet is checked and gated, nothing changes.
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.0.0"), check=True)
+    assert rc == 0, out + err
+    assert aws.mutating_calls() == []
+
+    # A new version: its attach, gate and shift need the fleet check mode does not create.
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.1.0"), check=True)
+    assert rc != 0
+    assert "Check mode cannot preview the release of a new version: 1.1.0 has no fleet yet" in out, out
+    assert "Nothing was changed." in out and "rolled back" not in out.lower()
+    assert aws.mutating_calls() == []
+    assert (weights(aws, stack), groups(aws)["1.0.0"]["DesiredCapacity"]) == before
+    assert "1.1.0" not in groups(aws) and lock_value(aws) is None
+
+
 def test_canary_release_in_steps(threaded_aws, run_playbook, tmp_path, observe_traffic):
     aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
