@@ -108,7 +108,7 @@ options:
       - The version to give O(percent) of the traffic to; the live version gets the rest.
       - May be the ARN of a target group the stack does not own that the action forwards to
         (rollback to the application served before the first release).
-      - Mutually exclusive with O(weights) and O(detach).
+      - Mutually exclusive with O(weights), O(detach) and O(restore_action).
       - A string. A YAML number is refused (V(1.10) would be read as V(1.1)), so quote it.
     type: raw
   percent:
@@ -131,6 +131,17 @@ options:
       - Strings; YAML numbers are refused, quote them.
     type: list
     elements: raw
+  restore_action:
+    description:
+      - Undo a first release - the fixed-response or redirect action that the first shift replaced
+        becomes the listener's or rule's action again, in place of the forward action. ALB only.
+      - Give it as the first shift returned it (RV(replaced_action)), or as M(cattle.aws.traffic_point_info)
+        returned it before the shift (one item of its C(actions), snake_case).
+      - Refused when the forward action also sends traffic to target groups the stack does not own.
+      - No guard and no weights - the stack's versions lose all their traffic, their fleets are not
+        touched. A point that does not forward (restored already) is no change.
+      - Mutually exclusive with O(to_version), O(weights) and O(detach).
+    type: dict
   prune_zero:
     description:
       - Remove the stack's weight-0 target groups (record sets) from the action, except the
@@ -185,6 +196,13 @@ EXAMPLES = r"""
     environment: prod
     listener_arn: "{{ listener_arn }}"
     detach: ["1.0.0"]
+
+- name: First release failed after its shift - the listener answers its fixed response again
+  cattle.aws.traffic_shift:
+    app: shop
+    environment: prod
+    listener_arn: "{{ listener_arn }}"
+    restore_action: "{{ first_shift.replaced_action }}"
 
 - name: Canary - 10 percent to 1.5.0
   cattle.aws.traffic_shift:
@@ -263,6 +281,8 @@ actions:
       C(record_name), C(record_type) and C(changes), for an attach rule C(version),
       C(listener_arn), C(priority), C(target_group_arn) and C(rule_arn) (V(null) for a rule that
       check mode would create).
+    - For O(restore_action), C(target_groups) is empty, C(restored_action) is the action put back and
+      C(removed) lists the forward's target groups (C(key), C(target_group_arn), C(weight)).
   returned: always
   type: list
   elements: dict
@@ -348,21 +368,22 @@ def main():
         percent=dict(type="float"),
         weights=dict(type="dict"),
         detach=dict(type="list", elements="raw"),
+        restore_action=dict(type="dict"),
         prune_zero=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        required_one_of=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights", "detach"]],
-        mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights", "detach"],
+        required_one_of=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights", "detach", "restore_action"]],
+        mutually_exclusive=[["listener_arn", "rule_arn", "route53"], ["to_version", "weights", "detach", "restore_action"],
                             ["percent", "weights"]],
         required_by={"percent": "to_version"},
     )
     client = client_factory(module)
     params = module.params
 
-    desired = {k: params[k] for k in ("to_version", "percent", "weights", "detach", "prune_zero")}
+    desired = {k: params[k] for k in ("to_version", "percent", "weights", "detach", "restore_action", "prune_zero")}
     try:
         result, warnings = shift_traffic(
             client, params["app"], params["environment"], listener_arn=params["listener_arn"],

@@ -151,6 +151,10 @@ CASES = [
     ("shift-unknown-rule", TS, lambda s: alb(s, listener_arn=None, rule_arn=MISSING_RULE, to_version="1.1"), "rule_arn",
      "not found"),
     ("shift-version-yaml-float", TS, lambda s: alb(s, to_version=1.1), "to_version", "quote it"),
+    ("shift-restore-action-forward", TS, lambda s: alb(s, restore_action={"Type": "forward"}), "restore_action",
+     "must be the fixed-response or redirect action"),
+    ("shift-restore-action-and-to-version", TS, lambda s: alb(s, to_version="1.1", restore_action={"Type": "redirect"}),
+     "restore_action", "mutually exclusive"),
     # ---------------------------------------------------------------- traffic_shift (Route53)
     ("dns-weight-above-255", TS, lambda s: dns(s, weights={"1.0": 256}), "weights['1.0']", "from 0 to 255"),
     ("dns-ttl-negative", TS, lambda s: dns(s, route53={"ttl": -1}, to_version="1.0"), "route53.ttl", "0 to"),

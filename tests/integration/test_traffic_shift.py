@@ -135,6 +135,40 @@ def test_first_release_attach_steps_switch_rollback(aws, run_module, stack):
     assert _weights(_listener_actions(aws, listener)) == {tg10: 100, tg11: 0}
 
 
+def test_restore_action_undoes_a_first_release(aws, run_module, stack):
+    listener, tg10 = stack["listener"], stack["1.0"]
+    first = _shift(run_module, aws, stack, to_version="1.0", percent=100)
+    assert _weights(_listener_actions(aws, listener)) == {tg10: 100}
+
+    # Check mode: planned, no mutating call.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, check=True, restore_action=first["replaced_action"])
+    assert result["changed"] is True and result["before"] == {"1.0": 100} and result["after"] == {}
+    assert result["actions"][0]["restored_action"]["FixedResponseConfig"]["StatusCode"] == "503"
+    assert aws.mutating_calls() == []
+
+    # The forward to 1.0 becomes the fixed 503 again, in one write, read back.
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, restore_action=first["replaced_action"])
+    assert result["changed"] is True and result["live_version"] is None, result.get("msg")
+    assert aws.mutating_calls() == [("elbv2", "ModifyListener")]
+    assert [{k: v for k, v in a.items() if k != "Order"} for a in _listener_actions(aws, listener)] == [FIXED_503]
+
+    # Again: nothing forwards, no change. As traffic_point_info gives it (snake_case): the same.
+    aws.clear_calls()
+    point = run_module(aws, "cattle.aws.traffic_point_info", {"listener_arn": listener})["traffic_point"]
+    result = _shift(run_module, aws, stack, restore_action=point["actions"][0])
+    assert result["changed"] is False and aws.mutating_calls() == []
+
+    # Never takes the traffic from a target group the stack does not own.
+    foreign = _foreign_tg(aws, stack["vpc"], "legacy")
+    aws.client("elbv2").modify_listener(ListenerArn=listener, DefaultActions=_forward((tg10, 50), (foreign, 50)))
+    aws.clear_calls()
+    result = _shift(run_module, aws, stack, restore_action=first["replaced_action"])
+    assert result["failed"] and "target groups the stack does not own" in result["msg"]
+    assert aws.mutating_calls() == []
+
+
 def test_rule_keeps_conditions_priority_and_stickiness(aws, run_module, stack):
     elbv2 = aws.client("elbv2")
     conditions = [{"Field": "path-pattern", "Values": ["/api/*"]}]

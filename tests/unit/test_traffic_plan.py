@@ -241,6 +241,56 @@ def test_fixed_response_becomes_a_forward_and_is_reported():
     assert p["actions"][0]["replaced_action"] == fixed
 
 
+def test_restore_action_puts_back_the_fixed_response_the_first_shift_replaced():
+    fixed = {"Type": "fixed-response", "Order": 2,
+             "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "soon"}}
+    auth = {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": {"Issuer": "https://id"}}
+    first = plan([auth, fixed], to_version="1.0", percent=100)
+    p = plan(first["request"]["actions"], restore_action=first["replaced_action"])
+    assert p["changed"] and p["before"] == {"1.0": 100} and p["after"] == {}
+    assert p["live_version"] is None and p["raised"] == []
+    new = p["request"]["actions"]
+    assert new[0]["Type"] == "authenticate-oidc" and new[0]["AuthenticateOidcConfig"]["UseExistingClientSecret"]
+    assert new[1] == fixed
+    [write] = p["actions"]
+    assert write["action"] == "modify_listener" and write["restored_action"] == fixed
+    assert write["removed"] == [{"key": "1.0", "target_group_arn": tg("1.0"), "weight": 100}]
+
+
+def test_restore_action_as_traffic_point_info_returns_it():
+    fixed = {"Type": "fixed-response", "Order": 1,
+             "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "soon"}}
+    snake = {"type": "fixed-response", "order": 1,
+             "fixed_response_config": {"status_code": "503", "content_type": "text/plain", "message_body": "soon"}}
+    assert T.validate_desired({"restore_action": snake})["restore_action"] == fixed
+    redirect = {"type": "redirect", "redirect_config": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}
+    assert T.validate_desired({"restore_action": redirect})["restore_action"] == {
+        "Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}
+
+
+def test_restore_action_on_a_point_that_does_not_forward_is_no_change():
+    fixed = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}
+    p = plan([fixed], restore_action=fixed)
+    assert not p["changed"] and p["actions"] == [] and p["request"] is None
+
+
+def test_restore_action_refuses_to_take_traffic_from_target_groups_of_others():
+    fixed = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}
+    with pytest.raises(FleetError, match=r"target groups the stack does not own \(" + FOREIGN + r"\).*to_version or weights"):
+        plan(forward((tg("1.0"), 90), (FOREIGN, 10)), restore_action=fixed)
+
+
+@pytest.mark.parametrize("desired,backend,message", [
+    ({"restore_action": {"Type": "forward"}}, "alb", "must be the fixed-response or redirect action"),
+    ({"restore_action": "503"}, "alb", "must be the fixed-response or redirect action"),
+    ({"restore_action": {"Type": "fixed-response"}, "to_version": "1.0"}, "alb", "or restore_action: exactly one"),
+    ({"restore_action": {"Type": "fixed-response"}}, "route53", "Route53 has none: give listener_arn or rule_arn"),
+])
+def test_restore_action_is_checked_before_any_call(desired, backend, message):
+    with pytest.raises(FleetError, match=message):
+        T.validate_desired(desired, backend)
+
+
 def test_stickiness_is_preserved():
     sticky = {"Enabled": True, "DurationSeconds": 300}
     p = plan(forward((tg("1.1"), 100), stickiness=sticky), to_version="1.2", percent=10)

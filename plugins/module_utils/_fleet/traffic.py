@@ -33,6 +33,10 @@ instead of touching the action, so the load balancer health-checks it without an
 version is in the forward action, its attach rules are deleted (after the write and its
 read-back); ``detach`` deletes the attach rules of the given versions and nothing else.
 
+Restore (ALB only): ``restore_action`` undoes a first release - the forward action, whose target
+groups must all be the stack's, becomes again the fixed-response or redirect action that the first
+shift replaced (its ``replaced_action``).
+
 Foreign keys (target groups / record sets the stack does not own) keep their weight unless named,
 except the one a first release adopts (see `_adopted`): it is shifted like a previous version.
 The live key is the largest weight among the stack's versions and the adopted key (ties: the
@@ -47,6 +51,7 @@ import time
 from fractions import Fraction
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible.module_utils.common.dict_transformations import snake_dict_to_camel_dict
 
 from .discovery import forward_targets
 from .discovery import listener_arn_of_rule
@@ -87,9 +92,23 @@ def validate_desired(desired, backend="alb"):
     to_version = desired.get("to_version")
     weights = desired.get("weights")
     detach = desired.get("detach")
-    if sum(x is not None for x in (to_version, weights, detach)) != 1:
-        raise FleetError("Give either to_version (with percent), weights or detach: exactly one of them.")
+    restore = desired.get("restore_action")
+    if sum(x is not None for x in (to_version, weights, detach, restore)) != 1:
+        raise FleetError("Give either to_version (with percent), weights, detach or restore_action: exactly one of them.")
     desired["prune_zero"] = bool(desired.get("prune_zero"))
+    if restore is not None:
+        if isinstance(restore, dict) and "type" in restore and "Type" not in restore:
+            # As cattle.aws.traffic_point_info returns the point's actions (snake_case).
+            restore = snake_dict_to_camel_dict(restore, capitalize_first=True)
+        if backend == "route53":
+            raise FleetError("restore_action puts back a listener or rule action; Route53 has none: give listener_arn or rule_arn.")
+        if not isinstance(restore, dict) or restore.get("Type") not in _REPLACEABLE:
+            raise FleetError(
+                "restore_action must be the fixed-response or redirect action that the first shift replaced (its "
+                f"replaced_action, with Type {' or '.join(_REPLACEABLE)}); got {restore!r}."
+            )
+        desired.update(restore_action=dict(restore), to_version=None, percent=None, weights=None, detach=None)
+        return desired
     if detach is not None:
         if backend == "route53":
             raise FleetError("detach removes attach rules of an ALB listener; Route53 has none: give listener_arn or rule_arn.")
@@ -98,7 +117,7 @@ def validate_desired(desired, backend="alb"):
         for version in detach:
             if not isinstance(version, str):
                 raise FleetError(f"detach must list versions as strings; got {version!r}. Quote it in YAML.")
-        desired.update(detach=list(detach), to_version=None, percent=None, weights=None)
+        desired.update(detach=list(detach), to_version=None, percent=None, weights=None, restore_action=None)
         return desired
     if to_version is not None:
         if isinstance(to_version, (int, float)) and not isinstance(to_version, bool):
@@ -131,6 +150,7 @@ def validate_desired(desired, backend="alb"):
             )
         desired.update(weights=clean, to_version=None, percent=None)
     desired["detach"] = None
+    desired["restore_action"] = None
     return desired
 
 
@@ -412,6 +432,8 @@ def plan_shift(observed, desired):
     entries, refs, stack_refs, order, is_forward = _current_entries(observed)
     if desired["detach"] is not None:
         return _plan_detach(observed, desired, entries, stack_refs, order)
+    if desired["restore_action"] is not None:
+        return _plan_restore(observed, desired, entries, stack_refs, order, is_forward)
     if backend == "alb" and not is_forward and desired["to_version"] is not None and desired["percent"] == 0:
         return _plan_attach(observed, desired, entries, stack_refs, order)
     after_map, named, adopted, live_before = _desired_weights(observed, desired, entries, stack_refs, order)
@@ -530,6 +552,44 @@ def _plan_detach(observed, desired, entries, stack_refs, order):
     return plan
 
 
+def _plan_restore(observed, desired, entries, stack_refs, order, is_forward):
+    """restore_action: the forward action becomes the action the first shift replaced. Pure.
+
+    Only the stack's own target groups may lose their traffic this way; a point that does not
+    forward (restored already) is left as it is.
+    """
+    plan = _base_plan(observed, entries, stack_refs, order)
+    if not is_forward:
+        return dict(plan, changed=False)
+    foreign = [k for k, dummy in entries if k not in stack_refs]
+    if foreign:
+        raise FleetError(
+            f"restore_action would take the traffic from target groups the stack does not own ({', '.join(foreign)}): "
+            "it only undoes a first release, whose forward action holds the stack's versions only. "
+            "Shift with to_version or weights instead."
+        )
+    point = observed["point"]
+    restored = copy.deepcopy(desired["restore_action"])
+    actions = []
+    for action in copy.deepcopy(list(point["actions"])):
+        if action.get("Type") == "forward":
+            restored.pop("Order", None)
+            if "Order" in action:
+                restored["Order"] = action["Order"]
+            action = restored
+        actions.append(_writable(action))
+    plan.update(after={}, live_version=None, previous_version=None, request={"actions": actions, "targets": []})
+    plan["actions"].append({
+        "action": "modify_listener" if point["type"] == "listener" else "modify_rule",
+        "arn": point["arn"],
+        "target_groups": [],
+        "restored_action": desired["restore_action"],
+        "removed": [{"key": k, "target_group_arn": stack_refs[k], "weight": w} for k, w in entries],
+    })
+    plan["changed"] = True
+    return plan
+
+
 def _plan_alb(point, entries, after, is_forward, plan):
     if len(after) > ALB_MAX_TARGET_GROUPS:
         raise FleetError(
@@ -557,6 +617,15 @@ def _plan_alb(point, entries, after, is_forward, plan):
     plan["actions"].append(action)
 
 
+def _writable(action):
+    """action as it can be written back: describe never returns an authenticate-oidc client secret."""
+    if action.get("Type") == "authenticate-oidc":
+        config = action.get("AuthenticateOidcConfig") or {}
+        if "ClientSecret" not in config:
+            config["UseExistingClientSecret"] = True
+    return action
+
+
 def build_actions(actions, targets):
     """The point's actions with the forward's target groups set to targets [(arn, weight)]. Pure.
 
@@ -579,11 +648,7 @@ def build_actions(actions, targets):
             action = {"Type": "forward", "ForwardConfig": dict(forward_config)}
             if "Order" in replaced:
                 action["Order"] = replaced["Order"]
-        elif action.get("Type") == "authenticate-oidc":
-            config = action.get("AuthenticateOidcConfig") or {}
-            if "ClientSecret" not in config:
-                config["UseExistingClientSecret"] = True  # describe never returns the secret
-        new_actions.append(action)
+        new_actions.append(_writable(action))
     if not any(a.get("Type") == "forward" for a in new_actions):
         new_actions.append({"Type": "forward", "ForwardConfig": forward_config})
     return new_actions, replaced
@@ -778,6 +843,12 @@ def _apply_write(clients, observed, plan, sleep=time.sleep, wait_seconds=ROUTE53
         again = observe_point(clients, listener_arn=point["arn"] if point["type"] == "listener" else None,
                               rule_arn=point["arn"] if point["type"] == "rule" else None)
         shown = dict(forward_targets(again["actions"]))
+        restored = plan["actions"][0].get("restored_action") if plan["actions"] else None
+        if restored and not any(a.get("Type") == restored["Type"] for a in again["actions"]):
+            raise FleetError(
+                f"After the write, AWS does not show the restored {restored['Type']} action on {point['arn']}: "
+                f"it shows {again['actions']}.", shown=again["actions"],
+            )
     if shown != intended:
         raise FleetError(
             f"After the write, AWS does not show the intended weights on {point.get('arn') or point['record_name']}: "
