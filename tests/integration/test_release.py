@@ -69,6 +69,7 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     aws.clear_calls()
     out = ok(release(aws, run_playbook, stack, "1.1.0"))
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    assert "1.1.0 is live already: its fleet is checked and gated again, the traffic stays as it is" in out
     assert "initialization skipped: 1.1.0 is live already" in out
     assert "shift skipped: 1.1.0 has all the traffic already" in out
     writes = [c for c in aws.mutating_calls() if c[0] != "ssm"]
@@ -141,26 +142,59 @@ def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_
     assert lock_value(aws)["holder"] == "alice@ci:42", "the other run's lock is left alone"
 
 
-def test_check_mode_checks_a_live_version_and_refuses_a_new_one_before_any_change(aws, run_playbook, tmp_path):
+def test_check_mode_previews_a_release_and_changes_nothing(aws, run_playbook, run_module, tmp_path):
     stack = make_stack(aws, tmp_path)
     ok(release(aws, run_playbook, stack, "1.0.0"))
-    before = (weights(aws, stack), groups(aws)["1.0.0"]["DesiredCapacity"])
+    # A version that failed before: marked failed and scaled to zero (as a rollback leaves it).
+    fleet = {key: stack[key] for key in ("app", "environment", "ami_id", "instance_type", "subnet_ids", "security_group_ids")}
+    fleet.update(version="1.2.0", target_group=dict(stack["target_group"], vpc_id=stack["vpc_id"]),
+                 capacity={"min": 0, "max": 0, "desired": 0}, status="failed", wait=False)
+    assert run_module(aws, "cattle.aws.immutable_fleet", fleet)["changed"] is True
+    before = (weights(aws, stack), {v: g["DesiredCapacity"] for v, g in groups(aws).items()})
 
-    # The same command in check mode: the live fleet is checked and gated, nothing changes.
-    aws.clear_calls()
-    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.0.0"), check=True)
-    assert rc == 0, out + err
-    assert aws.mutating_calls() == []
+    def check(version, **overrides):
+        aws.clear_calls()
+        rc, out, err = run_playbook(aws, RELEASE, dict(stack, version=version, **overrides), check=True)
+        assert rc == 0, out + err
+        assert aws.mutating_calls() == [], "check mode changes nothing"
+        assert (weights(aws, stack), {v: g["DesiredCapacity"] for v, g in groups(aws).items()}) == before
+        assert lock_value(aws) is None
+        return out, {action for _service, action in aws.calls()}
 
-    # A new version: its attach, gate and shift need the fleet check mode does not create.
-    aws.clear_calls()
-    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.1.0"), check=True)
-    assert rc != 0
-    assert "Check mode cannot preview the release of a new version: 1.1.0 has no fleet yet" in out, out
-    assert "Nothing was changed." in out and "rolled back" not in out.lower()
-    assert aws.mutating_calls() == []
-    assert (weights(aws, stack), groups(aws)["1.0.0"]["DesiredCapacity"]) == before
-    assert "1.1.0" not in groups(aws) and lock_value(aws) is None
+    # The live version: its fleet is checked and gated again.
+    out, called = check("1.0.0")
+    assert "1.0.0 is live already: its fleet is checked and gated again, the traffic stays as it is (check mode" in out, out
+    assert "check mode done in" in out and "1.0.0 is live and passed its gate again" in out
+    assert "DescribeTargetHealth" in called
+
+    # A new version: what would be created and what would follow, without waiting on a fleet that is not there.
+    out, called = check("1.1.0", strategy="canary", canary={"steps": [10, 100], "pause_seconds": 1}, bake_seconds=5)
+    assert ("[shop/test 1.1.0] check mode: for shop-test-1.1.0 it would create the launch template, create the target "
+            "group, create the auto scaling group (capacity {") in out, out
+    assert ("}), then attach it without traffic, gate it (instances InService, targets healthy, alarms, HTTP checks), "
+            "shift the traffic from 1.0.0 in canary steps of 10, 100 % and watch it for 5 s.") in out
+    assert "check mode done in" in out and "1.1.0 would be released" in out
+    assert "Check mode: the report files are not written." in out
+    assert "DescribeTargetHealth" not in called and "DescribeScalingActivities" not in called
+    assert "1.1.0" not in groups(aws)
+
+    # A failed version scaled to zero: its failed mark would be cleared and its capacity set; the gate
+    # does not wait for instances check mode does not launch.
+    out, called = check("1.2.0")
+    assert "check mode: for shop-test-1.2.0 it would clear its failed mark, set its capacity" in out, out
+    assert "shift the traffic from 1.0.0 in one write" in out and "1.2.0 would be released" in out
+    assert "DescribeTargetHealth" not in called
+    assert groups(aws)["1.2.0"]["tags"]["cattle:status"] == "failed"
+
+    # A version whose AMI the bake would make: no Packer run, no fleet to describe, still a preview.
+    baked = dict(stack, packer={"source_ami": AMI})
+    del baked["ami_id"]
+    stack = baked
+    out, called = check("1.3.0")
+    assert "the AMI of shop version 1.3.0 would be baked with Packer (no build is run in check mode)" in out, out
+    assert ("[shop/test 1.3.0] check mode: it would provision the fleet from the AMI the bake would make (the bake does "
+            "not run in check mode), then attach it without traffic") in out
+    assert "1.3.0 would be released" in out and "CreateImage" not in called and "RunInstances" not in called
 
 
 def test_canary_release_in_steps(threaded_aws, run_playbook, tmp_path, observe_traffic):

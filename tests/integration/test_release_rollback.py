@@ -159,6 +159,53 @@ def test_a_first_release_failing_its_gate_never_touches_the_listener(threaded_aw
     assert failed["result"] == "rolled_back" and failed["failed_phase"] == "health"
 
 
+def test_a_first_release_failing_after_its_shift_gives_the_listener_its_fixed_response_back(
+        threaded_aws, run_playbook, tmp_path):
+    """The shift replaced the listener's fixed 503 by a forward to 1.0.0, then an alarm fired in the watch: the
+    rollback puts the 503 back in one write (not a forward to a group scaled to zero) and deletes the fleet.
+    No zero-downtime observer here: the stack's only version fails, so the listener rightly stops forwarding."""
+    from helpers.release import listener_rules
+
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path, on_failure="delete")
+    elbv2 = aws.client("elbv2")
+    listener_before = elbv2.describe_listeners(ListenerArns=[stack["listener_arn"]])["Listeners"][0]
+    cloudwatch = aws.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="shop-test-5xx", MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
+        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=10, ComparisonOperator="GreaterThanThreshold")
+    health = {"timeout": 60, "poll_interval": 1, "alarm_names": ["shop-test-5xx"]}
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(run=release(
+        aws, run_playbook, stack, "1.0.0", bake_seconds=300, health=health)))
+    started = time.monotonic()
+    runner.start()
+    while runner.is_alive() and weights(aws, stack) != {"1.0.0": 100}:
+        assert time.monotonic() - started < 300, "the shift never happened"
+        time.sleep(0.3)
+    cloudwatch.set_alarm_state(AlarmName="shop-test-5xx", StateValue="ALARM", StateReason="Threshold Crossed: 42 5xx responses")
+    runner.join(timeout=300)
+    rc, out = result["run"]
+    assert rc != 0
+    assert "Release of 1.0.0 FAILED in phase watch" in out and "Threshold Crossed: 42 5xx responses" in out
+    assert "first release: the shift is undone: the listener answers its fixed response again" in out, out
+    assert "its fleet deleted" in out and "forwards to the failed version" not in out
+    listener = elbv2.describe_listeners(ListenerArns=[stack["listener_arn"]])["Listeners"][0]
+    assert listener["DefaultActions"] == listener_before["DefaultActions"]
+    assert listener_rules(aws, stack["listener_arn"]) == []
+    assert groups(aws) == {}
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["result"] == "rolled_back" and failed["failed_phase"] == "watch"
+    assert failed["weights"][-1]["weights"] == {"1.0.0": 0}
+
+    # The cause is fixed: the same command releases it again.
+    cloudwatch.set_alarm_state(AlarmName="shop-test-5xx", StateValue="OK", StateReason="fixed")
+    stack["report_dir"] = str(tmp_path / "retry")
+    ok(release(aws, run_playbook, stack, "1.0.0", bake_seconds=1, health=health))
+    assert weights(aws, stack) == {"1.0.0": 100}
+
+
 def test_a_failed_cleanup_fails_the_release_without_rolling_back_and_a_rerun_finishes_it(
         threaded_aws, run_playbook, run_module, tmp_path, monkeypatch):
     """A release whose gate and shift passed is not rolled back when fleet_gc fails: the play fails
