@@ -109,6 +109,17 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     assert scaled.get("failed") is not True, scaled
     assert groups(aws)["1.0.0"]["DesiredCapacity"] == 0
 
+    # Check mode: what the rollback would do; no instances to wait for, nothing changed.
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, ROLLBACK, dict(stack), check=True)
+    assert rc == 0, out + err
+    assert ("[shop/test rollback to 1.0.0] check mode: it would scale 1.0.0 back to {" in out
+            and "wait for its instances, attach it without traffic, gate it" in out), out
+    assert "check mode done in" in out and "1.0.0 would be scaled up, gated and given all the traffic" in out
+    assert aws.mutating_calls() == [] and "DescribeTargetHealth" not in {action for _service, action in aws.calls()}
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100} and groups(aws)["1.0.0"]["DesiredCapacity"] == 0
+    assert lock_value(aws) is None
+
     stack["report_dir"] = str(tmp_path / "rollback")
     out = ok(release(aws, run_playbook, stack, None, playbook=ROLLBACK))
     assert "rolling back from 1.1.0 to 1.0.0" in out and "it has no instances" in out
@@ -124,8 +135,39 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     # Forward again to a given version: nothing to scale, one write.
     out = ok(release(aws, run_playbook, stack, "1.1.0", playbook=ROLLBACK))
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    # Check mode with instances there: gated for real, the shift only planned.
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, ROLLBACK, dict(stack), check=True)
+    assert rc == 0 and "1.0.0 passed its gate and would get all the traffic" in out, out + err
+    assert aws.mutating_calls() == [] and weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
     rc, out = release(aws, run_playbook, stack, "9.9.9", playbook=ROLLBACK)
     assert rc != 0 and "version: 9.9.9 has no complete fleet" in out
+    assert lock_value(aws) is None
+
+
+def test_rollback_onto_a_listener_that_no_longer_forwards_attaches_by_a_rule_first(threaded_aws, run_playbook, tmp_path,
+                                                                                  monkeypatch):
+    """An operator put a maintenance page (a fixed response) on the listener; rolling back to 1.0.0 attaches it by
+    an attach rule (so the load balancer health-checks it), gates it, then replaces the page by a forward to it."""
+    from helpers.release import listener_rules, patch_target_health_like_aws
+
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    ok(release(aws, run_playbook, stack, "1.1.0"))
+    maintenance = {"Type": "fixed-response", "FixedResponseConfig": {
+        "StatusCode": "503", "ContentType": "text/plain", "MessageBody": "maintenance"}}
+    aws.client("elbv2").modify_listener(ListenerArn=stack["listener_arn"], DefaultActions=[maintenance])
+    seen = patch_target_health_like_aws(monkeypatch, stack["listener_arn"])
+    aws.clear_calls()
+    out = ok(release(aws, run_playbook, stack, "1.0.0", playbook=ROLLBACK))
+    assert "rolling back from nothing to 1.0.0" in out
+    writes = [action for service, action in aws.mutating_calls() if service == "elbv2"]
+    assert writes == ["CreateRule", "ModifyListener", "DeleteRule"], writes
+    # The gate read healthy targets while the listener still answered the maintenance page.
+    assert "fixed-response" in seen, seen
+    assert weights(aws, stack) == {"1.0.0": 100}
+    assert listener_rules(aws, stack["listener_arn"]) == [], "the shift deletes the attach rule"
     assert lock_value(aws) is None
 
 
