@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools"
 COLLECTIONS = REPO / "build" / "collections"
 BASELINE = REPO / "bench" / "baseline_release.yml"
+FLOOR = REPO / "bench" / "floor.yml"
 RESULTS = REPO / "bench" / "results.json"
 os.environ.setdefault("MOTO_AMIS_PATH", str(TOOLS / "local_aws_amis.json"))
 for _path in (REPO / "tests", TOOLS, COLLECTIONS):
@@ -212,7 +213,7 @@ def listener_weights(endpoint: Endpoint, listener_arn: str) -> dict[str, int]:
 
 
 def scenario_release(runs: int) -> dict[str, Any]:
-    samples: dict[str, list[dict[str, Any]]] = {"release": [], "rerun": [], "baseline": []}
+    samples: dict[str, list[dict[str, Any]]] = {"release": [], "rerun": [], "baseline": [], "floor": []}
     with Server() as endpoint, tempfile.TemporaryDirectory(prefix="cattle-bench-release-") as tmp:
         for run in range(runs):
             # cattle.aws.release: v1 (setup, not measured), v2 (measured), v2 again (measured).
@@ -223,6 +224,8 @@ def scenario_release(runs: int) -> dict[str, Any]:
             weights = listener_weights(endpoint, stack["listener_arn"])
             assert any(w == 100 and "-2-" in n for n, w in weights.items()), weights
             rerun = must_succeed(run_ansible(endpoint, "cattle.aws.release", dict(stack, version="2")), "re-run of v2")
+            # What any ansible-playbook run costs here (start-up, one task): part of every number above.
+            floor = must_succeed(run_ansible(endpoint, str(FLOOR), {}), "floor")
             # The baseline, on a fresh account: v1 (setup), v2 (measured).
             endpoint.reset()
             stack = make_stack(endpoint, Path(tmp) / f"baseline-{run}")
@@ -230,13 +233,15 @@ def scenario_release(runs: int) -> dict[str, Any]:
             baseline = must_succeed(run_ansible(endpoint, str(BASELINE), baseline_vars(stack, "2", "1")), "baseline v2")
             weights = listener_weights(endpoint, stack["listener_arn"])
             assert weights.get("shop-test-2") == 100 and weights.get("shop-test-1") == 0, weights
-            for name, sample in (("release", release), ("rerun", rerun), ("baseline", baseline)):
+            for name, sample in (("release", release), ("rerun", rerun), ("baseline", baseline), ("floor", floor)):
                 samples[name].append(analyse(sample))
             log(f"release run {run + 1}/{runs}: release {release['wall']:.1f} s, re-run {rerun['wall']:.1f} s, "
                 f"baseline {baseline['wall']:.1f} s")
     result = {name: summarize(s) for name, s in samples.items()}
-    rel, rerun, base = result["release"], result["rerun"], result["baseline"]
+    rel, rerun, base, floor = result["release"], result["rerun"], result["baseline"], result["floor"]
     result["ratios"] = {
+        "floor_vs_release": floor["wall_s"] / rel["wall_s"],
+        "floor_vs_rerun": floor["wall_s"] / rerun["wall_s"],
         "release_wall_vs_baseline": rel["wall_s"] / base["wall_s"],
         "release_calls_total_vs_baseline": rel["calls_total"] / base["calls_total"],
         "release_module_invocations_vs_baseline": rel["module_invocations"] / base["module_invocations"],
@@ -513,7 +518,9 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"{'release (median of ' + str(results['runs']) + ')':<34}{'wall s':>8}{'modules':>9}{'AWS mods':>9}"
                      f"{'calls':>7}{'ours':>6}")
         for name, label in (("release", "cattle.aws.release v1->v2"), ("rerun", "  same release again"),
-                            ("baseline", "baseline playbook v1->v2")):
+                            ("baseline", "baseline playbook v1->v2"), ("floor", "ansible-playbook, one debug task")):
+            if name not in rel:
+                continue
             r = rel[name]
             lines.append(f"{label:<34}{r['wall_s']:>8.1f}{r['module_invocations']:>9.0f}{r['aws_module_invocations']:>9.0f}"
                          f"{r['calls_total']:>7.0f}{r['calls_collection']:>6.0f}")
@@ -531,6 +538,10 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"{'target':<40}{'measured':>22}{'goal':>10}  met")
     for name, value, goal, met in verdicts(results):
         lines.append(f"{name:<40}{value:>22}{goal:>10}  {'yes' if met else 'NO'}")
+    if rel and "floor" in rel:
+        ratios = rel["ratios"]
+        lines.append(f"\nansible-playbook alone (one task) takes {rel['floor']['wall_s']:.1f} s: "
+                     f"{100 * ratios['floor_vs_release']:.0f} % of the release, {100 * ratios['floor_vs_rerun']:.0f} % of the re-run")
     return "\n".join(lines)
 
 
