@@ -97,6 +97,8 @@ def test_validation_fails_before_any_change(aws, run_playbook, tmp_path):
     assert rc != 0 and "version is required" in out
     rc, out = release(aws, run_playbook, stack, "1.0.0", strategy="blue")
     assert rc != 0 and "strategy" in out
+    rc, out = release(aws, run_playbook, stack, "1.0.0", rollback_to="1.0/2")
+    assert rc != 0 and 'rollback_to: \\"1.0/2\\" must be a version' in out, out
     rc, out = release(aws, run_playbook, stack, "1.0.0", rule_arn=stack["listener_arn"].replace(":listener/", ":listener-rule/") + "/abc")
     assert rc != 0 and "exactly one of listener_arn and rule_arn" in out
     bad = stack["listener_arn"][:-4] + "0000"

@@ -140,6 +140,9 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     rc, out, err = run_playbook(aws, ROLLBACK, dict(stack), check=True)
     assert rc == 0 and "1.0.0 passed its gate and would get all the traffic" in out, out + err
     assert aws.mutating_calls() == [] and weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    # An AWX workflow's variables (the release's version=1.1.0) reach its rollback node: rollback_to wins.
+    out = ok(release(aws, run_playbook, stack, "1.1.0", playbook=ROLLBACK, rollback_to="previous"))
+    assert "rolling back from 1.1.0 to 1.0.0" in out and weights(aws, stack) == {"1.0.0": 100, "1.1.0": 0}
     rc, out = release(aws, run_playbook, stack, "9.9.9", playbook=ROLLBACK)
     assert rc != 0 and "version: 9.9.9 has no complete fleet" in out
     assert lock_value(aws) is None
