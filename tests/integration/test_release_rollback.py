@@ -6,6 +6,7 @@ alarms are fired with CloudWatch set_alarm_state while the release runs.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -98,7 +99,8 @@ def test_alarm_during_the_canary_rolls_back(threaded_aws, run_playbook, tmp_path
     assert failed["result"] == "rolled_back" and failed["failed_phase"] == "shift"
 
 
-def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_module, tmp_path, observe_traffic):
+def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_module, tmp_path, observe_traffic,
+                                              monkeypatch):
     aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
     observe_traffic(aws, stack)
@@ -114,15 +116,30 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     rc, out, err = run_playbook(aws, ROLLBACK, dict(stack), check=True)
     assert rc == 0, out + err
     assert ("[shop/test rollback to 1.0.0] check mode: it would scale 1.0.0 back to {" in out
-            and "wait for its instances, attach it without traffic, gate it" in out), out
+            and "attach it without traffic, wait for its instances, gate them" in out), out
     assert "check mode done in" in out and "1.0.0 would be scaled up, gated and given all the traffic" in out
     assert aws.mutating_calls() == [] and "DescribeTargetHealth" not in {action for _service, action in aws.calls()}
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100} and groups(aws)["1.0.0"]["DesiredCapacity"] == 0
     assert lock_value(aws) is None
 
+    # Its targets never get healthy: the rollback fails before the traffic moves and scales it back to zero.
+    patch_unhealthy(monkeypatch, "1-0-0")
+    stack["report_dir"] = str(tmp_path / "rollback-failed")
+    rc, out = release(aws, run_playbook, stack, None, playbook=ROLLBACK, health={"timeout": 3, "poll_interval": 1})
+    assert rc != 0
+    assert "Rollback to 1.0.0 FAILED in phase health (Gate the target version" in out, out
+    assert "The traffic was not changed and 1.0.0 is scaled back to zero; the lock is released." in out
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100} and groups(aws)["1.0.0"]["DesiredCapacity"] == 0
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["result"] == "failed" and failed["failed_phase"] == "health"
+    assert {"initialization", "health"} <= {p["name"] for p in failed["timeline"]["phases"]}
+    monkeypatch.undo()
+
     stack["report_dir"] = str(tmp_path / "rollback")
     out = ok(release(aws, run_playbook, stack, None, playbook=ROLLBACK))
     assert "rolling back from 1.1.0 to 1.0.0" in out and "it has no instances" in out
+    assert re.search(r"\[shop/test rollback to 1\.0\.0\] initialization done in \d+ s", out), out
     assert weights(aws, stack) == {"1.0.0": 100, "1.1.0": 0}
     asgs = groups(aws)
     assert asgs["1.0.0"]["DesiredCapacity"] == 2 and asgs["1.0.0"]["MinSize"] == 2
