@@ -14,6 +14,7 @@ import shutil
 import time
 
 import pytest
+import yaml
 
 from helpers.release import AMI, RELEASE, groups, lock_value, make_stack, ok, progress_lines, release, report, weights
 
@@ -142,6 +143,24 @@ def test_lock_contention_fails_at_once_naming_the_holder(aws, run_playbook, run_
     assert [c for c in aws.mutating_calls() if c[0] != "ssm"] == []
     assert groups(aws) == {}
     assert lock_value(aws)["holder"] == "alice@ci:42", "the other run's lock is left alone"
+
+
+def test_stack_file_given_by_path_releases_without_reserved_name_warnings(aws, run_playbook, tmp_path):
+    stack = make_stack(aws, tmp_path)
+    path = tmp_path / "stack.yml"
+    path.write_text(yaml.safe_dump(dict(stack, version="0.9.0")))
+    # -e @stack.yml makes ansible warn that `environment` and `strategy` are reserved names.
+    # A variable given by itself (-e version=1.0.0) wins over the file's.
+    rc, out, err = run_playbook(aws, RELEASE, {"stack_file": str(path), "version": "1.0.0"})
+    assert rc == 0, out + err
+    assert "reserved name" not in out + err
+    assert weights(aws, stack) == {"1.0.0": 100} and "shop-test-1.0.0" in out
+    assert report(stack)[0]["environment"] == "test"
+
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, RELEASE, {"stack_file": str(tmp_path / "nope.yml"), "version": "1.1.0"})
+    assert rc != 0 and f"stack_file: {tmp_path / 'nope.yml'} is not a file" in out + err, out + err
+    assert aws.mutating_calls() == []
 
 
 def test_check_mode_previews_a_release_and_changes_nothing(aws, run_playbook, run_module, tmp_path):
