@@ -165,8 +165,8 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     assert lock_value(aws) is None
 
 
-def test_rollback_onto_a_listener_that_no_longer_forwards_attaches_by_a_rule_first(threaded_aws, run_playbook, tmp_path,
-                                                                                  monkeypatch):
+def test_rollback_onto_a_listener_that_no_longer_forwards_attaches_by_a_rule_first(
+        threaded_aws, run_playbook, tmp_path, monkeypatch):
     """An operator put a maintenance page (a fixed response) on the listener; rolling back to 1.0.0 attaches it by
     an attach rule (so the load balancer health-checks it), gates it, then replaces the page by a forward to it."""
     from helpers.release import listener_rules, patch_target_health_like_aws
