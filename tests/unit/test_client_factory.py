@@ -4,6 +4,7 @@ warm_up(), from the API models the controller loaded once."""
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -59,6 +60,7 @@ def test_a_client_is_made_as_amazon_aws_makes_it_and_identified(make_module):
 def test_the_clients_of_a_module_share_the_warm_loader_and_are_made_once(make_module):
     connection.warm_up()
     assert connection._WARM_LOADER is not None, "warm_up loaded nothing"
+    assert gc.get_freeze_count() > 0, "the objects loaded before ansible forks its workers are frozen"
     client = connection.client_factory(make_module(**CONNECTION), retry=False)
 
     ec2, elbv2 = client("ec2"), client("elbv2")

@@ -8,6 +8,8 @@
 
 """How every cattle.aws module makes its AWS clients."""
 
+import gc
+
 try:
     import boto3
     import botocore.config
@@ -67,6 +69,12 @@ def warm_up():
     read from disk and parsed again by every new session). Nothing of a user's configuration is read
     (fixed region and placeholder keys): credentials and region are still resolved by each module.
     Best effort: a failure leaves each module to load what it needs itself.
+
+    Then ``gc.freeze()``, as Python's documentation advises before fork() without exec(): the
+    objects alive now (ansible's and the SDK's, hundreds of thousands, all kept for the run) leave the
+    garbage collector's generations. Without it, every collection in the controller and in each
+    forked worker walks them all, and the walk writes to their pages, which the worker then copies:
+    about 9 ms more per task of a playbook (50 trivial tasks: 2.6 s instead of 2.1 s).
     """
     global _WARM_LOADER
     if _WARM_LOADER is not None or not HAS_BOTO3:
@@ -83,6 +91,7 @@ def warm_up():
     except Exception:  # pylint: disable=broad-exception-caught
         return
     _WARM_LOADER = (data_path, loader)
+    gc.freeze()
 
 
 def is_warm():
