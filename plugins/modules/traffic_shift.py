@@ -402,6 +402,9 @@ def main():
     after = {"weights": result["after"]}
     if result["replaced_action"]:
         before["replaced_action"] = result["replaced_action"]
+    restored = [a["restored_action"] for a in result["actions"] if a.get("restored_action")]
+    if restored:
+        after["restored_action"] = restored[0]
     if attach_before or result["attach_rules"]:
         before["attach_rules"] = {a["version"]: a["priority"] for a in attach_before}
         after["attach_rules"] = {a["version"]: a["priority"] for a in result["attach_rules"]}

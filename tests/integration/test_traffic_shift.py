@@ -142,8 +142,9 @@ def test_restore_action_undoes_a_first_release(aws, run_module, stack):
 
     # Check mode: planned, no mutating call.
     aws.clear_calls()
-    result = _shift(run_module, aws, stack, check=True, restore_action=first["replaced_action"])
+    result = _shift(run_module, aws, stack, check=True, diff=True, restore_action=first["replaced_action"])
     assert result["changed"] is True and result["before"] == {"1.0": 100} and result["after"] == {}
+    assert result["diff"]["after"]["restored_action"]["Type"] == "fixed-response"
     assert result["actions"][0]["restored_action"]["FixedResponseConfig"]["StatusCode"] == "503"
     assert aws.mutating_calls() == []
 
