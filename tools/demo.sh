@@ -38,10 +38,10 @@ echo "Stack file: $DEMO_DIR/stack.yml ($BAKE_NOTE)"
 cat "$STACK"
 
 step "Release 1.0.0 - the first release: the listener's 503 becomes a forward to 1.0.0"
-(cd "$DEMO_DIR" && ansible-playbook cattle.aws.release -e "@$STACK" -e version=1.0.0)
+(cd "$DEMO_DIR" && ansible-playbook cattle.aws.release -e "stack_file=$STACK" -e version=1.0.0)
 
 step "Release 1.1.0 - blue/green beside 1.0.0: gate, canary 25 % then 100 %, watch, cleanup"
-(cd "$DEMO_DIR" && ansible-playbook cattle.aws.release -e "@$STACK" -e version=1.1.0)
+(cd "$DEMO_DIR" && ansible-playbook cattle.aws.release -e "stack_file=$STACK" -e version=1.1.0)
 
 step "The stack now (cattle.aws.fleet_info)"
 ansible-playbook tools/demo.yml -e "demo_stack_file=$STACK"
@@ -51,5 +51,5 @@ for dir in "$DEMO_DIR"/release-reports/*/; do
     echo "  ${dir}release-report.html  (and release-report.json)"
 done
 echo
-echo "Roll back to 1.0.0 in one write:  (cd $DEMO_DIR && ansible-playbook cattle.aws.rollback -e @$STACK)"
+echo "Roll back to 1.0.0 in one write:  (cd $DEMO_DIR && ansible-playbook cattle.aws.rollback -e stack_file=$STACK)"
 echo "The local endpoint keeps running for you to explore: 'make endpoint-stop' stops it."
