@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from helpers.faults import HttpFaults, body_has
 from helpers.release import ROLLBACK, groups, lock_value, make_stack, ok, patch_unhealthy, release, report, weights
 
 pytestmark = pytest.mark.integration
@@ -163,6 +164,29 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     rc, out = release(aws, run_playbook, stack, "9.9.9", playbook=ROLLBACK)
     assert rc != 0 and "version: 9.9.9 has no complete fleet" in out
     assert lock_value(aws) is None
+
+
+def test_a_rollback_whose_scale_up_fails_after_aws_made_it_scales_the_target_back_to_zero(
+        threaded_aws, run_playbook, run_module, tmp_path, monkeypatch):
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    ok(release(aws, run_playbook, stack, "1.1.0"))
+    scaled = run_module(aws, "cattle.aws.immutable_fleet", dict(app="shop", environment="test", version="1.0.0",
+                                                                capacity={"min": 0, "max": 0, "desired": 0}))
+    assert scaled.get("failed") is not True, scaled
+    # AWS scales 1.0.0 up, then the answer is an error (one that no retry repeats): the module fails.
+    faults = HttpFaults(aws, monkeypatch)
+    lost = faults.fail("autoscaling", "UpdateAutoScalingGroup", times=1, after=True, when=body_has("DesiredCapacity=2"),
+                       error=("ScalingActivityInProgress", 400, "Scaling activities are in progress (injected)."))
+
+    rc, out = release(aws, run_playbook, stack, None, playbook=ROLLBACK)
+
+    assert rc != 0 and lost.injected == 1
+    assert "Rollback to 1.0.0 FAILED in phase initialization (Scale the target version back" in out, out
+    assert "The traffic was not changed and 1.0.0 is scaled back to zero; the lock is released." in out, out
+    assert groups(aws)["1.0.0"]["DesiredCapacity"] == 0 and groups(aws)["1.0.0"]["MaxSize"] == 0
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100} and lock_value(aws) is None
 
 
 def test_rollback_onto_a_listener_that_no_longer_forwards_attaches_by_a_rule_first(
