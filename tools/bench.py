@@ -144,7 +144,41 @@ def run_ansible(endpoint: Endpoint, playbook: str, extra_vars: dict[str, Any], c
                 "window": (_epoch(duration.get("start")), _epoch(duration.get("end"))),
                 "result": result,
             })
-    return {"rc": proc.returncode, "wall": wall, "tasks": tasks, "calls": calls, "stderr": proc.stderr}
+    return {"rc": proc.returncode, "started": start, "wall": wall, "tasks": tasks, "calls": calls, "stderr": proc.stderr}
+
+
+def time_split(run: dict[str, Any]) -> dict[str, Any]:
+    """Where a playbook run's wall time goes, from its tasks' windows (the json callback's).
+
+    ``startup_s``: from the process start to its first task (ansible's start-up, the playbook's
+    loading); ``module_tasks``, ``controller_tasks``, ``skipped_tasks``: count and seconds of the
+    tasks that ran a module, that ran on the controller only, that were skipped; ``between_tasks_s``:
+    the time between one task's end and the next one's start, in ansible's main process (it loads
+    a task's action plugin there before it forks the task's worker: cattle.aws' loads the AWS SDK,
+    once); ``exit_s``: from the last task's end to the process' exit.
+    """
+    windows = [t for t in run["tasks"] if t["window"][0] is not None and t["window"][1] is not None]
+    split: dict[str, Any] = {"startup_s": 0.0, "between_tasks_s": 0.0, "exit_s": 0.0}
+    for kind in ("module_tasks", "controller_tasks", "skipped_tasks"):
+        split[kind] = {"count": 0, "seconds": 0.0}
+    if not windows:
+        return split
+    split["startup_s"] = round(windows[0]["window"][0] - run["started"], 3)
+    split["exit_s"] = round(run["started"] + run["wall"] - windows[-1]["window"][1], 3)
+    previous_end = None
+    for task in windows:
+        start, end = task["window"]
+        if previous_end is not None:
+            split["between_tasks_s"] += max(0.0, start - previous_end)
+        previous_end = end
+        kind = ("skipped_tasks" if not task["ran"] else
+                "controller_tasks" if _short(task["action"]) in CONTROLLER_ACTIONS else "module_tasks")
+        split[kind]["count"] += 1
+        split[kind]["seconds"] += end - start
+    split["between_tasks_s"] = round(split["between_tasks_s"], 3)
+    for kind in ("module_tasks", "controller_tasks", "skipped_tasks"):
+        split[kind]["seconds"] = round(split[kind]["seconds"], 3)
+    return split
 
 
 def analyse(run: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +203,7 @@ def analyse(run: dict[str, Any]) -> dict[str, Any]:
         "calls_by_action": dict(collections.Counter(f"{c['service']}:{c['action']}" for c in run["calls"]).most_common()),
         "calls_collection_by_action": dict(collections.Counter(f"{c['service']}:{c['action']}" for c in ours).most_common()),
         "per_module_task": per_task,
+        "time_split": time_split(run),
     }
 
 
@@ -178,7 +213,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: median([s[k] for s in samples]) for k in keys}
     out["wall_s_runs"] = [round(s["wall_s"], 2) for s in samples]
     typical = sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2]
-    for k in ("calls_by_action", "calls_collection_by_action", "per_module_task"):
+    for k in ("calls_by_action", "calls_collection_by_action", "per_module_task", "time_split"):
         out[k] = typical[k]
     return out
 
@@ -538,6 +573,16 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"{'target':<40}{'measured':>22}{'goal':>10}  met")
     for name, value, goal, met in verdicts(results):
         lines.append(f"{name:<40}{value:>22}{goal:>10}  {'yes' if met else 'NO'}")
+    if rel:
+        lines.append("\nwhere the wall time goes (the median run): start-up | between tasks | module tasks | "
+                     "controller tasks | skipped tasks | exit")
+        for name, label in (("release", "release"), ("rerun", "re-run"), ("baseline", "baseline")):
+            split = rel.get(name, {}).get("time_split")
+            if split:
+                lines.append(f"  {label:<9}{split['startup_s']:>5.1f} s | {split['between_tasks_s']:>4.1f} s | "
+                             + " | ".join(f"{split[k]['count']:>2} in {split[k]['seconds']:.1f} s"
+                                          for k in ("module_tasks", "controller_tasks", "skipped_tasks"))
+                             + f" | {split['exit_s']:.1f} s")
     if rel and "floor" in rel:
         ratios = rel["ratios"]
         lines.append(f"\nansible-playbook alone (one task) takes {rel['floor']['wall_s']:.1f} s: "

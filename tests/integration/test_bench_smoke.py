@@ -78,3 +78,26 @@ def test_gc_reads_launch_template_versions_only_to_prune_images(aws, run_module)
     assert [e["version"] for e in result["deleted"]] == ["1.2", "1.1", "1.0"], result
     assert Counter(a for s, a in aws.calls())["DescribeLaunchTemplateVersions"] == 4
     assert aws.mutating_calls() == []
+
+
+def test_the_time_split_accounts_for_a_run_from_its_tasks_windows():
+    sys.path.insert(0, str(REPO / "tools"))
+    import bench  # noqa: E402  (tools/bench.py)
+
+    def task(action, start, end, ran=1):
+        return {"action": action, "ran": ran, "window": (start, end)}
+
+    run = {"started": 100.0, "wall": 3.0, "tasks": [
+        task("ansible.builtin.set_fact", 100.8, 100.85),          # start-up 0.8 s
+        task("cattle.aws.stack_lock", 101.35, 101.5),            # 0.5 s between: the SDK loaded
+        task("ansible.builtin.debug", 101.5, 101.6),
+        task("cattle.aws.fleet_gc", 101.6, 101.62, ran=0),       # skipped
+        task("cattle.aws.release_report_files", 101.62, 102.9),  # an action on the controller
+    ]}
+
+    split = bench.time_split(run)
+
+    assert split["startup_s"] == 0.8 and split["between_tasks_s"] == 0.5 and split["exit_s"] == 0.1
+    assert split["module_tasks"] == {"count": 1, "seconds": 0.15}
+    assert split["controller_tasks"] == {"count": 3, "seconds": 1.43}
+    assert split["skipped_tasks"] == {"count": 1, "seconds": 0.02}
