@@ -82,7 +82,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        dest = args["dest"]
+        # A relative dest is the controller's working directory's (where ansible-playbook runs), not $PWD's,
+        # which a process started by another one (a CI agent, ansible-runner) may have inherited stale.
+        dest = os.path.abspath(args["dest"])
         try:
             contents = render(args["record"])
         except _report.ReportError as e:

@@ -33,7 +33,8 @@ options:
     required: true
   dest:
     description:
-      - The directory to write the two files in.
+      - The directory to write the two files in; a relative path is relative to the working directory of
+        ansible-playbook on the controller.
     type: path
     required: true
 attributes:
@@ -70,7 +71,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 dest:
-  description: The directory of the report.
+  description: The directory of the report, as an absolute path.
   returned: success
   type: str
   sample: /srv/ci/release-reports/shop-prod-1.4.2

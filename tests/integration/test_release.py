@@ -86,6 +86,32 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
 
 
+def test_the_default_report_dir_is_the_working_directory_s_and_a_rerun_keeps_the_release_s_report(
+        aws, run_playbook, tmp_path):
+    stack = dict(make_stack(aws, tmp_path), report_dir="")
+    work = tmp_path / "work"
+    work.mkdir()
+    # Started by another process: its $PWD is not where it runs.
+    elsewhere = {"PWD": str(tmp_path / "elsewhere")}
+
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.0.0"), cwd=work, extra_env=elsewhere)
+
+    assert rc == 0, out + err
+    released = work / "release-reports" / "shop-test-1.0.0"
+    assert f"report {released}/release-report.html" in out, out
+    first = json.loads((released / "release-report.json").read_text())
+    assert first["result"] == "success" and not (tmp_path / "elsewhere").exists()
+
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.0.0"), cwd=work, extra_env=elsewhere)
+
+    assert rc == 0 and "1.0.0 is live already" in out, out + err
+    rechecked = work / "release-reports" / "shop-test-1.0.0-recheck"
+    assert f"report {rechecked}/release-report.html" in out, out
+    assert json.loads((released / "release-report.json").read_text()) == first, "the release's own report stays"
+    status = {p["name"]: p["status"] for p in json.loads((rechecked / "release-report.json").read_text())["timeline"]["phases"]}
+    assert status["shift"] == "skipped" and status["health"] == "done", status
+
+
 def test_validation_fails_before_any_change(aws, run_playbook, tmp_path):
     stack = make_stack(aws, tmp_path)
     aws.clear_calls()
