@@ -86,7 +86,7 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
 
 
-def test_the_default_report_dir_is_the_working_directory_s_and_a_rerun_keeps_the_release_s_report(
+def test_relative_paths_are_the_working_directory_s_and_a_rerun_keeps_the_release_s_report(
         aws, run_playbook, tmp_path):
     stack = dict(make_stack(aws, tmp_path), report_dir="")
     work = tmp_path / "work"
@@ -102,7 +102,9 @@ def test_the_default_report_dir_is_the_working_directory_s_and_a_rerun_keeps_the
     first = json.loads((released / "release-report.json").read_text())
     assert first["result"] == "success" and not (tmp_path / "elsewhere").exists()
 
-    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.0.0"), cwd=work, extra_env=elsewhere)
+    # The same release again, the stack given by a path relative to the working directory.
+    (work / "stack.yml").write_text(yaml.safe_dump(stack))
+    rc, out, err = run_playbook(aws, RELEASE, {"stack_file": "stack.yml", "version": "1.0.0"}, cwd=work, extra_env=elsewhere)
 
     assert rc == 0 and "1.0.0 is live already" in out, out + err
     rechecked = work / "release-reports" / "shop-test-1.0.0-recheck"
