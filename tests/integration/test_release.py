@@ -83,7 +83,12 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     # ... and a live version is as immutable as any: the same version with another option is refused.
     rc, out = release(aws, run_playbook, stack, "1.1.0", instance_type="t3.large")
     assert rc != 0 and "Cannot change version 1.1.0" in out and "instance_type" in out
+    # ... and refusing it changes nothing: the live version keeps its traffic and its instances.
+    assert "1.1.0 was live already and stays live with all the traffic" in out and "nothing was changed" in out, out
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    asgs = groups(aws)
+    assert asgs["1.1.0"]["DesiredCapacity"] == 2 and asgs["1.1.0"]["tags"].get("cattle:status") != "failed", asgs["1.1.0"]
+    assert lock_value(aws) is None
 
 
 def test_relative_paths_are_the_working_directory_s_and_a_rerun_keeps_the_release_s_report(

@@ -64,6 +64,28 @@ def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_
     assert lock_value(aws) is None
 
 
+def test_a_live_version_failing_its_gate_when_released_again_stays_live_and_nothing_is_changed(
+        threaded_aws, run_playbook, tmp_path, monkeypatch):
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    ok(release(aws, run_playbook, stack, "1.1.0"))
+    patch_unhealthy(monkeypatch, "1-1-0")  # 1.1.0's targets fail their health checks now
+
+    stack["report_dir"] = str(tmp_path / "recheck")
+    rc, out = release(aws, run_playbook, stack, "1.1.0", health={"timeout": 3, "poll_interval": 1})
+
+    assert rc != 0
+    assert "Release of 1.1.0 FAILED in phase health (Gate the new fleet" in out, out
+    assert "1.1.0 was live already and stays live with all the traffic: a release run again rolls nothing back" in out, out
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    asgs = groups(aws)
+    assert asgs["1.1.0"]["DesiredCapacity"] == 2 and asgs["1.1.0"]["tags"].get("cattle:status") != "failed"
+    assert asgs["1.0.0"]["DesiredCapacity"] == 2 and lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["result"] == "failed" and failed["failed_phase"] == "health"
+
+
 def test_alarm_during_the_canary_rolls_back(threaded_aws, run_playbook, tmp_path, observe_traffic):
     aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)
