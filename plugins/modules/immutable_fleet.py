@@ -442,6 +442,14 @@ differing_fields:
   type: list
   elements: str
   sample: ["ami_id", "instance_type"]
+refused:
+  description:
+    - On a failure before any change to AWS (an invalid option, an option of an existing fleet changed, a
+      foreign resource holding a name, a missing AMI, a broken fleet), V(true); the fleet, if it exists, is
+      as it was, and there is nothing to undo. Absent on a failure after a change was requested from AWS.
+  returned: on failure before any change
+  type: bool
+  sample: true
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -521,7 +529,11 @@ def main():
     try:
         # Every input check before any AWS call; whether the fleet exists (needed without the spec
         # options) is checked after the reads, before any change.
-        desired = build_desired(module.params)
+        try:
+            desired = build_desired(module.params)
+        except FleetError as e:
+            e.details["refused"] = True
+            raise
         client = client_factory(module, retry=False)
         clients = {service: client(service) for service in SERVICES}
         result = ensure_fleet(clients, desired, check_mode=module.check_mode)

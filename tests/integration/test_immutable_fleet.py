@@ -138,6 +138,7 @@ def test_changed_spec_fails_naming_fields(aws, run_module, fleet):
     assert ("differ from the existing fleet shop-prod-1.4.2: ami_id, instance_type, user_data. "
             "Fleets are immutable: release a new version.") in result["msg"]
     assert result["differing_fields"] == ["ami_id", "instance_type", "user_data"]
+    assert result["refused"] is True  # before any change: a release's rollback leaves this fleet alone
     assert aws.mutating_calls() == []
 
 
@@ -159,6 +160,7 @@ def test_invalid_capacity_fails_before_any_call(aws, run_module):
     result = run_module(aws, MODULE, args)
     assert result["failed"] is True
     assert "capacity.desired (5) must be within capacity.min (1) and capacity.max (2)" in result["msg"]
+    assert result["refused"] is True
     assert aws.calls() == []
 
 
@@ -293,6 +295,7 @@ def test_wait_fails_fast_on_a_failed_launch(threaded_aws, run_module, monkeypatc
     assert result["failed"] is True
     assert f"Auto scaling group {NAME} could not launch its instances (0 of 2 InService)" in result["msg"]
     assert reason in result["msg"]
+    assert "refused" not in result  # the fleet was created: there is something to undo
     assert elapsed < 30  # stopped at the failure, not after wait_timeout
 
 

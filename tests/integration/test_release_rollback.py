@@ -86,6 +86,39 @@ def test_a_live_version_failing_its_gate_when_released_again_stays_live_and_noth
     assert failed["result"] == "failed" and failed["failed_phase"] == "health"
 
 
+def test_a_kept_version_released_again_with_a_changed_option_is_refused_and_left_as_it_was(
+        threaded_aws, run_playbook, tmp_path):
+    # 1.0.0 is the kept previous version (the instant rollback target); releasing it again with an option
+    # changed by mistake is refused before any change, and must not cost the rollback target.
+    aws = threaded_aws
+    stack = make_stack(aws, tmp_path)
+    ok(release(aws, run_playbook, stack, "1.0.0"))
+    ok(release(aws, run_playbook, stack, "1.1.0"))
+    before = groups(aws)["1.0.0"]
+
+    stack["report_dir"] = str(tmp_path / "typo")
+    rc, out = release(aws, run_playbook, stack, "1.0.0", instance_type="t3.large")
+
+    assert rc != 0
+    assert "Release of 1.0.0 FAILED in phase provision (Provision the fleet" in out, out
+    assert "Cannot change version 1.0.0: these options differ" in out and "instance_type" in out, out
+    assert "1.0.0 is left as it was: its provisioning was refused before any change" in out, out
+    assert "tagged cattle:status=failed" not in out, out
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
+    after = groups(aws)["1.0.0"]
+    assert (after["MinSize"], after["MaxSize"], after["DesiredCapacity"]) == (before["MinSize"], before["MaxSize"], 2)
+    assert after["tags"] == before["tags"] and after["tags"].get("cattle:status") != "failed", after["tags"]
+    assert lock_value(aws) is None
+    failed, _html = report(stack)
+    assert failed["failed_phase"] == "provision"
+    assert [f["version"] for f in failed["cost"]["fleets"]] == ["1.1.0"]  # 1.0.0 was not scaled, not costed
+
+    # It is still the instant rollback target.
+    rc, out = release(aws, run_playbook, stack, None, playbook=ROLLBACK)
+    assert rc == 0, out
+    assert weights(aws, stack) == {"1.0.0": 100, "1.1.0": 0}
+
+
 def test_alarm_during_the_canary_rolls_back(threaded_aws, run_playbook, tmp_path, observe_traffic):
     aws = threaded_aws  # in process: the observer reads the models, not HTTP
     stack = make_stack(aws, tmp_path)

@@ -1305,7 +1305,12 @@ def fleet_view(state, desired, created_at=None):
 def ensure_fleet(clients, desired, check_mode=False):
     """Observe, plan, apply (or simulate), wait; return the module result (without ``msg``)."""
     observed = observe(clients, desired)
-    actions = plan_fleet(observed, desired)
+    try:
+        actions = plan_fleet(observed, desired)
+    except FleetError as e:
+        # Refused before any change: a caller rolling back (cattle.aws.release) leaves the fleet as it is.
+        e.details["refused"] = True
+        raise
     created_at = fleet_created_at(observed) or utc_timestamp()
     before = fleet_view(observed, desired)
     if check_mode:
