@@ -61,7 +61,8 @@ OUR_UA = "cattle.aws/"
 CONTROLLER_ACTIONS = {
     "set_fact", "debug", "assert", "fail", "pause", "set_stats", "include_tasks", "import_tasks",
     "include_role", "import_role", "meta", "include_vars", "validate_argument_spec",
-    "release_report_files",  # cattle.aws' action plugin: writes on the controller, starts no module
+    # cattle.aws' action plugins that start no module: the report's writer, the inputs' reader
+    "release_report_files", "release_inputs",
 }
 AWS_COLLECTIONS = ("cattle.aws.", "amazon.aws.", "community.aws.")
 TARGETS = {

@@ -126,7 +126,7 @@ def test_release_through_ansible_runner_tells_the_story(aws, tmp_path):
     events = list(runner.events)
     # The job's task list tells the phases in order.
     _in_order(_task_starts(events), [
-        r"^Validate the inputs", r"^Check that the listener or rule exists", r"^Lock the stack",
+        r"^Read and validate the inputs", r"^Check that the listener or rule exists", r"^Lock the stack",
         r"^Provision the fleet",
         r"^Gate the new fleet", r"^Shift all the traffic", r"^Remove old versions", r"^Write release-report.json",
         r"^Publish the release for AWX workflows", r"^Unlock the stack",
@@ -290,7 +290,7 @@ def test_awx_survey_asks_for_real_inputs_of_the_release():
         if question.get("default") not in (None, ""):
             assert question["default"] == defaults[variable], f"{variable}: the survey's default differs from the release's"
     # the version rule the question describes is the one the release checks
-    validate = (REPO / "playbooks" / "tasks" / "release_validate.yml").read_text()
+    validate = (REPO / "plugins" / "plugin_utils" / "release_inputs.py").read_text()
     pattern = re.search(r"\((\^\[A-Za-z0-9\].*?\$)\)", questions["version"]["question_description"]).group(1)
     assert pattern in validate
     assert re.fullmatch(pattern, "1.4.2") and not re.fullmatch(pattern, "-1.4") and questions["version"]["max"] == 64

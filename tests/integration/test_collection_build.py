@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULES = {"fleet_ami", "fleet_gc", "fleet_health", "fleet_info", "immutable_fleet", "packer_build",
-           "release_report_files", "stack_lock", "traffic_point_info", "traffic_shift"}
+           "release_inputs", "release_report_files", "stack_lock", "traffic_point_info", "traffic_shift"}
 ROLES = {"packer_bake", "health_gate"}
 
 
