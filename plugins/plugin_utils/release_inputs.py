@@ -45,10 +45,6 @@ def merge_inputs(defaults, *sources):
     return merged
 
 
-def _json(value):
-    return json.dumps(value)
-
-
 def dependent_problems(inputs, purpose):
     """The messages of the rules between options that inputs (typed) break; [] when none."""
     app, environment = inputs["app"], inputs["environment"] or ""
@@ -58,29 +54,29 @@ def dependent_problems(inputs, purpose):
     capacity = inputs.get("capacity") or {}
     checks = [
         (bool(NAME.match(app)) and len(app) <= 32,
-         f"app: {_json(app)} must be 1 to 32 lowercase letters, digits and single hyphens, starting with a letter"),
+         f"app: {json.dumps(app)} must be 1 to 32 lowercase letters, digits and single hyphens, starting with a letter"),
         (not environment or (bool(NAME.match(environment)) and len(environment) <= 24),
-         f"environment: {_json(environment)} must be 1 to 24 lowercase letters, digits and single hyphens"),
+         f"environment: {json.dumps(environment)} must be 1 to 24 lowercase letters, digits and single hyphens"),
         (bool(version) or purpose != "release", "version is required, for example -e version=1.4.2"),
         (not version or bool(VERSION.match(version)),
-         f"version: {_json(inputs['version'])} must be 1 to 64 letters, digits, '.', '_' and '-', starting and ending "
+         f"version: {json.dumps(inputs['version'])} must be 1 to 64 letters, digits, '.', '_' and '-', starting and ending "
          "with a letter or digit"),
         (not rollback_to or bool(VERSION.match(rollback_to)),
-         f"rollback_to: {_json(inputs['rollback_to'])} must be a version (1 to 64 letters, digits, '.', '_' and '-') "
+         f"rollback_to: {json.dumps(inputs['rollback_to'])} must be a version (1 to 64 letters, digits, '.', '_' and '-') "
          "or previous"),
         (len([a for a in (inputs["listener_arn"], inputs["rule_arn"]) if a]) == 1,
          "give exactly one of listener_arn and rule_arn (the traffic point)"),
         (bool(inputs["subnet_ids"]) or purpose != "release", "subnet_ids is required (the subnets of the new fleet)"),
         (bool(inputs["instance_type"]) or purpose != "release", "instance_type is required"),
-        (inputs["strategy"] != "canary" or (bool(steps) and steps[-1] == 100), f"canary.steps: {_json(steps)} must end at 100"),
-        (all(0 < s <= 100 for s in steps), f"canary.steps: {_json(steps)} must be percentages from 1 to 100"),
-        (steps == sorted(steps) and len(set(steps)) == len(steps), f"canary.steps: {_json(steps)} must be strictly ascending"),
+        (inputs["strategy"] != "canary" or (bool(steps) and steps[-1] == 100), f"canary.steps: {json.dumps(steps)} must end at 100"),
+        (all(0 < s <= 100 for s in steps), f"canary.steps: {json.dumps(steps)} must be percentages from 1 to 100"),
+        (steps == sorted(steps) and len(set(steps)) == len(steps), f"canary.steps: {json.dumps(steps)} must be strictly ascending"),
         (canary.get("pause_seconds", 0) >= 0 and inputs["bake_seconds"] >= 0 and inputs["health"]["warmup_seconds"] >= 0
          and inputs["keep"] >= 0 and inputs["lock_ttl"] > 0,
          "canary.pause_seconds, bake_seconds, health.warmup_seconds and keep must not be negative, lock_ttl must be positive"),
         (not capacity or ("min" in capacity and "max" in capacity
                           and capacity["min"] <= capacity.get("desired", capacity["min"]) <= capacity["max"]),
-         f"capacity: {_json(capacity)} needs min and max, and min <= desired <= max"),
+         f"capacity: {json.dumps(capacity)} needs min and max, and min <= desired <= max"),
     ]
     return [message for passed, message in checks if not passed]
 
@@ -93,7 +89,7 @@ def validate_inputs(spec, inputs, purpose):
     """inputs checked against the argument spec, then against the rules between options; returns them
     with TYPED converted. Raises InputError naming every option that is wrong."""
     if purpose not in PURPOSES:
-        raise InputError(f"purpose: {_json(purpose)} must be one of {', '.join(PURPOSES)}")
+        raise InputError(f"purpose: {json.dumps(purpose)} must be one of {', '.join(PURPOSES)}")
     validated = ArgumentSpecValidator(spec).validate(inputs)
     if validated.error_messages:
         raise InputError(INVALID + "; ".join(validated.error_messages))
