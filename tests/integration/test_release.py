@@ -195,6 +195,12 @@ def test_stack_file_given_by_path_releases_without_reserved_name_warnings(aws, r
     assert rc != 0 and f"stack_file: {tmp_path / 'nope.yml'} is not a file" in out + err, out + err
     assert aws.mutating_calls() == []
 
+    # The stack as one dict, as a playbook importing the release passes it; here as an extra variable,
+    # which nothing the release registers may shadow.
+    rc, out, err = run_playbook(aws, RELEASE, {"cattle_release_stack": dict(stack, version="0.9.0"), "version": "1.1.0"})
+    assert rc == 0, out + err
+    assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100} and "over 1.0.0" in out
+
 
 def test_check_mode_previews_a_release_and_changes_nothing(aws, run_playbook, run_module, tmp_path):
     stack = make_stack(aws, tmp_path)
