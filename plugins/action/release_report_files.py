@@ -20,6 +20,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.cattle.aws.plugins.plugin_utils import release_report as _report
 
 REPORT_FILES = ("release-report.json", "release-report.html")
+# Under dest: the reports of earlier runs that wrote to the same directory.
+EARLIER_DIR = "earlier"
 
 ARGUMENT_SPEC = {
     "record": {"type": "dict", "required": True},
@@ -42,6 +44,39 @@ def _current(path):
             return f.read(), os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         return None, None
+
+
+def run_started(document):
+    """The start of the run a release-report.json document (parsed) reports; None when it tells none."""
+    try:
+        return document["timeline"]["started"] or None
+    except (KeyError, TypeError):
+        return None
+
+
+def archive_earlier_run(dest, started, check_mode=False, dir_mode=0o755):
+    """Move the report files of another run (one that started at another time) out of ``dest``.
+
+    They go to ``dest``/earlier/<that run's start>/, so that re-running a release (after a failure), a
+    second rollback to the same version or a report_dir shared by several runs keeps every run's report.
+    The same run writing again (its report updated) moves nothing. Returns the directory the files went
+    to (or would, in check mode), or None.
+    """
+    try:
+        with open(os.path.join(dest, REPORT_FILES[0]), encoding="utf-8") as f:
+            earlier = run_started(json.load(f))
+    except (OSError, ValueError):
+        return None
+    if earlier is None or earlier == started:
+        return None
+    target = os.path.join(dest, EARLIER_DIR, str(earlier).replace(":", ""))
+    if check_mode:
+        return target
+    os.makedirs(target, mode=dir_mode, exist_ok=True)
+    for name in REPORT_FILES:
+        if os.path.exists(os.path.join(dest, name)):
+            os.replace(os.path.join(dest, name), os.path.join(target, name))
+    return target
 
 
 def write_files(dest, contents, check_mode=False, dir_mode=0o755, file_mode=0o644):
@@ -90,6 +125,8 @@ class ActionModule(ActionBase):
         except _report.ReportError as e:
             return dict(result, failed=True, msg="record: invalid release record: %s" % e)
         try:
+            archived = archive_earlier_run(dest, run_started(json.loads(contents[REPORT_FILES[0]])),
+                                           check_mode=self._task.check_mode)
             changed = write_files(dest, contents, check_mode=self._task.check_mode)
         except OSError as e:
             return dict(result, failed=True,
@@ -100,5 +137,6 @@ class ActionModule(ActionBase):
             dest=dest,
             files=[os.path.join(dest, name) for name in REPORT_FILES],
             written=changed,
+            archived=archived,
             text=_report.release_report_text(args["record"]).splitlines(),
         )

@@ -18,6 +18,10 @@ description:
     C(release-report.html) (P(cattle.aws.release_report_html#filter)) into the directory O(dest), creating it
     (mode C(0755)) when missing. Each file (mode C(0644)) is replaced atomically, and only when its content
     changed.
+  - The report of another run found in O(dest) (its C(release-report.json) tells another start time; the release
+    run again after a failure, a second rollback to the same version, a directory several runs share) is moved
+    first into C(earlier/<its start time>/) under O(dest), so that every run's report is kept and the newest one
+    is always at the same path. The same run writing its report again replaces it.
   - "Runs on the controller, like the release playbooks (C(connection: local)): O(dest) is a path on the
     machine that runs ansible-playbook, whatever the host of the task."
   - Returns the terminal report (P(cattle.aws.release_report_text#filter)) as RV(text), so a play shows it
@@ -44,7 +48,7 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying the target.
     support: full
-    details: Nothing is written; RV(written) lists what would be.
+    details: Nothing is written or moved; RV(written) and RV(archived) tell what would be.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
@@ -85,6 +89,13 @@ written:
   returned: success
   type: list
   elements: str
+archived:
+  description:
+    - Where the report of an earlier run found in O(dest) was moved (or, in check mode, would be); null when there
+      was none.
+  returned: success
+  type: str
+  sample: /srv/ci/release-reports/shop-prod-1.4.2/earlier/2026-11-26T150000.123456Z
 text:
   description: The report for the terminal, one line per element.
   returned: success

@@ -77,3 +77,32 @@ def test_errors_name_the_option(run_playbook, tmp_path):
     blocker.write_text("not a directory")
     rc, out, dummy = _write(run_playbook, blocker / "r")
     assert rc != 0 and f"dest: cannot write the release report in {blocker / 'r'}" in out
+
+
+def test_the_report_of_an_earlier_run_is_kept_under_earlier(run_playbook, tmp_path):
+    dest = tmp_path / "reports"
+    rolled_back = dict(RECORD, result="rolled_back", failed_phase="shift")
+    assert _write(run_playbook, dest, record=rolled_back)[2]["archived"] is None
+    # The same release run again (the failure fixed): it started later.
+    again = dict(RECORD, started="2026-11-27T11:00:00.250000Z", finished="2026-11-27T11:06:00Z",
+                 phases={"shift": {"started": "2026-11-27T11:00:00.250000Z", "ended": "2026-11-27T11:06:00Z"}})
+    earlier = dest / "earlier" / "2026-11-27T100000Z"
+
+    rc, out, result = _write(run_playbook, dest, record=again, check=True)
+    assert rc == 0 and result["archived"] == str(earlier), out
+    assert not earlier.exists() and json.loads((dest / "release-report.json").read_text())["result"] == "rolled_back"
+
+    rc, out, result = _write(run_playbook, dest, record=again)
+    assert rc == 0 and result["archived"] == str(earlier), out
+    assert json.loads((dest / "release-report.json").read_text())["result"] == "success"
+    assert json.loads((earlier / "release-report.json").read_text())["result"] == "rolled_back"
+    assert "<svg" in (earlier / "release-report.html").read_text()
+    assert sorted(os.listdir(dest)) == ["earlier", "release-report.html", "release-report.json"]
+
+    # The same run writing again moves nothing; a third run keeps the second one's report beside the first's.
+    rc, out, result = _write(run_playbook, dest, record=again)
+    assert rc == 0 and result["archived"] is None and result["changed"] is False
+    third = dict(again, started="2026-11-28T09:00:00Z", finished="2026-11-28T09:06:00Z", phases={"shift": {"started": "2026-11-28T09:00:00Z"}})
+    assert _write(run_playbook, dest, record=third)[2]["archived"] == str(dest / "earlier" / "2026-11-27T110000.250000Z")
+    assert sorted(os.listdir(dest / "earlier")) == ["2026-11-27T100000Z",
+                                                    "2026-11-27T110000.250000Z"]

@@ -6,6 +6,7 @@ alarms are fired with CloudWatch set_alarm_state while the release runs.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -46,9 +47,12 @@ def test_failure_at_the_gate_rolls_back_and_a_rerun_converges(threaded_aws, run_
 
     # The cause is fixed: the same command releases the same version.
     monkeypatch.undo()
-    stack["report_dir"] = str(tmp_path / "retry")
     out = ok(release(aws, run_playbook, stack, "1.1.0"))
     assert "it failed before: its failed mark is cleared" in out
+    # Its report replaces the failed run's, which is kept under earlier/.
+    assert report(stack)[0]["result"] == "success"
+    [earlier] = (tmp_path / "failed" / "earlier").iterdir()
+    assert json.loads((earlier / "release-report.json").read_text())["result"] == "rolled_back"
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
     asgs = groups(aws)
     assert "cattle:status" not in asgs["1.1.0"]["tags"] and asgs["1.1.0"]["DesiredCapacity"] == 2
@@ -209,6 +213,11 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     # playbook passes it (here an extra variable, which nothing the rollback registers may shadow).
     rc, out, err = run_playbook(aws, ROLLBACK, {"cattle_release_stack": stack, "version": "1.1.0"})
     assert rc == 0, out + err
+    # Its report_dir is the one of the rollback before, whose report is kept under earlier/.
+    [earlier] = (tmp_path / "rollback" / "earlier").iterdir()
+    assert json.loads((earlier / "release-report.json").read_text())["version"] == "1.0.0"
+    assert f"(the report of the run before is kept in {earlier})" in out
+    assert report(stack)[0]["version"] == "1.1.0"
     assert weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
     # Check mode with instances there: gated for real, the shift only planned.
     aws.clear_calls()
