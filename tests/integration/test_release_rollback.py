@@ -230,6 +230,12 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     rc, out = release(aws, run_playbook, stack, "9.9.9", playbook=ROLLBACK)
     assert rc != 0 and "version: 9.9.9 has no complete fleet" in out
     assert lock_value(aws) is None
+    # Rolled back to the oldest version: a second rollback has nowhere to go back to, and says where it can go.
+    aws.clear_calls()
+    rc, out = release(aws, run_playbook, stack, None, playbook=ROLLBACK)
+    assert rc != 0 and ("Nothing to roll back to: the stack has no previous version (live: 1.0.0); its other complete "
+                        'versions, [\\"1.1.0\\"], are newer: give version (or rollback_to) to go to one of them.') in out, out
+    assert [c for c in aws.mutating_calls() if c[0] != "ssm"] == [] and lock_value(aws) is None
 
 
 def test_a_rollback_whose_scale_up_fails_after_aws_made_it_scales_the_target_back_to_zero(
