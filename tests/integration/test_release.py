@@ -73,12 +73,15 @@ def test_first_then_second_release_instant(threaded_aws, run_playbook, tmp_path,
     assert "1.1.0 is live already: its fleet is checked and gated again, the traffic stays as it is" in out
     assert "initialization skipped: 1.1.0 is live already" in out
     assert "shift skipped: 1.1.0 has all the traffic already" in out
+    # ... and shows the weights it found (its report too).
+    assert re.search(r'shift skipped: 1\.1\.0 has all the traffic already \(elapsed \d+ s\): weights \{\\"1\.0\.0\\": 0, \\"1\.1\.0\\": 100\}', out), out
     writes = [c for c in aws.mutating_calls() if c[0] != "ssm"]
     assert writes == [], writes  # only the lock's own parameter is written
     third, _html = report(stack)
     assert third["result"] == "success"
     status = {p["name"]: p["status"] for p in third["timeline"]["phases"]}
     assert status["initialization"] == status["shift"] == "skipped" and status["health"] == "done", status
+    assert [w["weights"] for w in third["weights"]] == [{"1.0.0": 0, "1.1.0": 100}]
 
     # ... and a live version is as immutable as any: the same version with another option is refused.
     rc, out = release(aws, run_playbook, stack, "1.1.0", instance_type="t3.large")
