@@ -299,6 +299,9 @@ def test_release_bakes_the_ami_with_packer(threaded_aws, run_playbook, tmp_path,
     assert weights(aws, stack) == {"1.0.0": 100}
     baked, _html = report(stack)
     assert "bake" in {p["name"] for p in baked["timeline"]["phases"] if not p.get("skipped")}
+    # Run again: the AMI of 1.0.0 is found and not baked again, and the progress line says so.
+    out = ok(release(aws, run_playbook, stack, "1.0.0"))
+    assert re.search(rf"\[shop/test 1\.0\.0\] bake done in \d+ s: {image['ImageId']}, the AMI of 1\.0\.0 found, not baked again", out), out
 
 
 def test_first_release_is_gated_behind_the_fixed_503_then_forwards_all(threaded_aws, run_playbook, tmp_path, monkeypatch):
