@@ -255,6 +255,7 @@ def test_check_mode_previews_a_release_and_changes_nothing(aws, run_playbook, ru
     stack = baked
     out, called = check("1.3.0")
     assert "the AMI of shop version 1.3.0 would be baked with Packer (no build is run in check mode)" in out, out
+    assert re.search(r"\[shop/test 1\.3\.0\] bake not run: check mode does not run Packer \(elapsed \d+ s\)", out), out
     assert ("[shop/test 1.3.0] check mode: it would provision the fleet from the AMI the bake would make (the bake does "
             "not run in check mode), then attach it without traffic") in out
     assert "1.3.0 would be released" in out and "CreateImage" not in called and "RunInstances" not in called
