@@ -223,6 +223,7 @@ def test_rollback_to_a_version_scaled_to_zero(threaded_aws, run_playbook, run_mo
     aws.clear_calls()
     rc, out, err = run_playbook(aws, ROLLBACK, dict(stack), check=True)
     assert rc == 0 and "1.0.0 passed its gate and would get all the traffic" in out, out + err
+    assert re.search(r"\] shift planned \(check mode: not written\) \(elapsed \d+ s\): weights \{", out), out
     assert aws.mutating_calls() == [] and weights(aws, stack) == {"1.0.0": 0, "1.1.0": 100}
     # An AWX workflow's variables (the release's version=1.1.0) reach its rollback node: rollback_to wins.
     out = ok(release(aws, run_playbook, stack, "1.1.0", playbook=ROLLBACK, rollback_to="previous"))
