@@ -227,6 +227,7 @@ def test_check_mode_previews_a_release_and_changes_nothing(aws, run_playbook, ru
     # The live version: its fleet is checked and gated again.
     out, called = check("1.0.0")
     assert "1.0.0 is live already: its fleet is checked and gated again, the traffic stays as it is (check mode" in out, out
+    assert re.search(r"\] lock done in \d+ s \(elapsed \d+ s\): /cattle/locks/shop/test is free \(check mode does not take it\)", out), out
     assert "check mode done in" in out and "1.0.0 is live and passed its gate again" in out
     assert "DescribeTargetHealth" in called
 
