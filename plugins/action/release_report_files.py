@@ -11,8 +11,12 @@ files there does not need the module start-up ``file`` + ``copy`` (stat, copy pe
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 
 from ansible.plugins.action import ActionBase
@@ -54,29 +58,72 @@ def run_started(document):
         return None
 
 
+def _earlier_name(dest):
+    """(start of the run whose report is in dest or None, name of its folder under earlier/).
+
+    The folder is named after that run's start (UTC, without colons): a report that tells none
+    (unreadable, not ours) after its files' modification time. Never a path: the start is parsed.
+    """
+    started = None
+    try:
+        with open(os.path.join(dest, REPORT_FILES[0]), encoding="utf-8") as f:
+            started = run_started(json.load(f))
+        moment = _report.parse_time(started)
+    except (OSError, ValueError, _report.ReportError):
+        moment = None
+    if moment is None:
+        started = None
+        mtimes = [os.stat(os.path.join(dest, n)).st_mtime for n in REPORT_FILES if os.path.exists(os.path.join(dest, n))]
+        moment = datetime.datetime.fromtimestamp(max(mtimes), tz=datetime.timezone.utc)
+    return started, moment.strftime("%Y-%m-%dT%H%M%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H%M%SZ")
+
+
 def archive_earlier_run(dest, started, check_mode=False, dir_mode=0o755):
     """Move the report files of another run (one that started at another time) out of ``dest``.
 
     They go to ``dest``/earlier/<that run's start>/, so that re-running a release (after a failure), a
     second rollback to the same version or a report_dir shared by several runs keeps every run's report.
     The same run writing again (its report updated) moves nothing. Returns the directory the files went
-    to (or would, in check mode), or None.
+    to (or would, in check mode), or None. The caller holds the directory's lock (see ``locked``).
     """
-    try:
-        with open(os.path.join(dest, REPORT_FILES[0]), encoding="utf-8") as f:
-            earlier = run_started(json.load(f))
-    except (OSError, ValueError):
+    if not any(os.path.exists(os.path.join(dest, name)) for name in REPORT_FILES):
         return None
-    if earlier is None or earlier == started:
+    earlier, name = _earlier_name(dest)
+    if earlier is not None and earlier == started:
         return None
-    target = os.path.join(dest, EARLIER_DIR, str(earlier).replace(":", ""))
+    target = os.path.join(dest, EARLIER_DIR, name)
+    suffix = 1
+    while os.path.exists(target):  # two runs that started in the same microsecond, or a folder made by hand
+        suffix += 1
+        target = os.path.join(dest, EARLIER_DIR, "%s-%d" % (name, suffix))
     if check_mode:
         return target
-    os.makedirs(target, mode=dir_mode, exist_ok=True)
-    for name in REPORT_FILES:
+    os.makedirs(target, mode=dir_mode)
+    # The JSON last: it is what tells a report to keep, should a move fail half way.
+    for name in reversed(REPORT_FILES):
         if os.path.exists(os.path.join(dest, name)):
-            os.replace(os.path.join(dest, name), os.path.join(target, name))
+            shutil.move(os.path.join(dest, name), os.path.join(target, name))
     return target
+
+
+@contextlib.contextmanager
+def locked(dest, check_mode=False, dir_mode=0o755):
+    """Hold an exclusive lock on the directory ``dest`` (made when missing, unless in check mode).
+
+    Several hosts of one play (stacks released in parallel forks) may share a report_dir: without
+    it, one could move the report another has just written. Yields whether dest was created.
+    """
+    if check_mode:
+        yield False
+        return
+    created = not os.path.isdir(dest)
+    os.makedirs(dest, mode=dir_mode, exist_ok=True)
+    fd = os.open(dest, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield created
+    finally:
+        os.close(fd)
 
 
 def write_files(dest, contents, check_mode=False, dir_mode=0o755, file_mode=0o644):
@@ -124,10 +171,11 @@ class ActionModule(ActionBase):
             contents = render(args["record"])
         except _report.ReportError as e:
             return dict(result, failed=True, msg="record: invalid release record: %s" % e)
+        check_mode = self._task.check_mode
         try:
-            archived = archive_earlier_run(dest, run_started(json.loads(contents[REPORT_FILES[0]])),
-                                           check_mode=self._task.check_mode)
-            changed = write_files(dest, contents, check_mode=self._task.check_mode)
+            with locked(dest, check_mode=check_mode) as created:
+                archived = archive_earlier_run(dest, run_started(json.loads(contents[REPORT_FILES[0]])), check_mode=check_mode)
+                changed = ([dest] if created else []) + write_files(dest, contents, check_mode=check_mode)
         except OSError as e:
             return dict(result, failed=True,
                         msg="dest: cannot write the release report in %s: %s (choose another report_dir)" % (dest, e))
