@@ -120,7 +120,10 @@ def locked(dest, check_mode=False, dir_mode=0o755):
     os.makedirs(dest, mode=dir_mode, exist_ok=True)
     fd = os.open(dest, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # NFS emulates flock() with write locks, which a directory opened read-only cannot take: unlocked
         yield created
     finally:
         os.close(fd)

@@ -80,3 +80,15 @@ def test_writers_sharing_a_directory_keep_every_report(tmp_path):
     for d in os.listdir(os.path.join(dest, "earlier")):
         started = json.loads(open(os.path.join(dest, "earlier", d, "release-report.json")).read())["timeline"]["started"]
         assert open(os.path.join(dest, "earlier", d, "release-report.html")).read() == started, "json and html of one run"
+
+
+def test_a_directory_that_cannot_be_flocked_is_written_unlocked(tmp_path, monkeypatch):
+    def no_flock(fd, operation):
+        raise OSError(9, "Bad file descriptor")  # what NFS answers for a directory opened read-only
+
+    monkeypatch.setattr(rrf.fcntl, "flock", no_flock)
+    dest = str(tmp_path / "nfs")
+    with rrf.locked(dest) as created:
+        assert created is True
+        rrf.write_files(dest, {"release-report.json": "{}", "release-report.html": ""})
+    assert sorted(os.listdir(dest)) == ["release-report.html", "release-report.json"]
