@@ -23,8 +23,8 @@ description:
     first into C(earlier/<its start time>/) under O(dest), so that every run's report is kept and the newest one
     is always at the same path. The same run writing its report again replaces it. Files whose run cannot be told
     (not a release report) are kept the same way, named after their modification time.
-  - Holds an exclusive lock on O(dest) while it moves and writes, so that several runs sharing O(dest) (stacks
-    released in parallel by one play) keep each report whole.
+  - Holds an exclusive lock on O(dest) (where the file system allows one) while it moves and writes, so that
+    several runs sharing O(dest) (stacks released in parallel by one play) keep each report whole.
   - "Runs on the controller, like the release playbooks (C(connection: local)): O(dest) is a path on the
     machine that runs ansible-playbook, whatever the host of the task."
   - Returns the terminal report (P(cattle.aws.release_report_text#filter)) as RV(text), so a play shows it
