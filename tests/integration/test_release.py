@@ -8,6 +8,7 @@ runs (except in the Packer test).
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shutil
@@ -230,6 +231,18 @@ def test_check_mode_previews_a_release_and_changes_nothing(aws, run_playbook, ru
     assert re.search(r"\] lock done in \d+ s \(elapsed \d+ s\): /cattle/locks/shop/test is free \(check mode does not take it\)", out), out
     assert "check mode done in" in out and "1.0.0 is live and passed its gate again" in out
     assert "DescribeTargetHealth" in called
+
+    # An expired lock of a run that died: check mode says a real run would take it over, and leaves it.
+    from ansible_collections.cattle.aws.plugins.module_utils._fleet import lock as stack_lock
+
+    expired = stack_lock.build_lock("bob@old:7", "0.9.0", "release", 60, token="tok-bob",
+                                    now=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=120))
+    aws.client("ssm").put_parameter(Name="/cattle/locks/shop/test", Value=stack_lock.dump_lock(expired), Type="String")
+    aws.clear_calls()
+    rc, out, err = run_playbook(aws, RELEASE, dict(stack, version="1.0.0"), check=True)
+    assert rc == 0 and "/cattle/locks/shop/test would be taken over (check mode does not take it)" in out, out + err
+    assert aws.mutating_calls() == [] and lock_value(aws)["holder"] == "bob@old:7"
+    aws.client("ssm").delete_parameter(Name="/cattle/locks/shop/test")
 
     # A new version: what would be created and what would follow, without waiting on a fleet that is not there.
     out, called = check("1.1.0", strategy="canary", canary={"steps": [10, 100], "pause_seconds": 1}, bake_seconds=5)
